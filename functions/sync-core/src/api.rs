@@ -1,0 +1,307 @@
+//! The HTTP API, independent of the transport: a handler turns its event into an
+//! [`ApiRequest`] and sends back the [`ApiResponse`].
+//!
+//! Routes (all `POST`, JSON bodies):
+//! - `/api/replicache/createSpace` `{}` or `{"spaceID": "..."}` -> `{"spaceID": "..."}`
+//! - `/api/replicache/spaceExists` `{"spaceID": "..."}` -> `{"spaceExists": bool}`
+//! - `/api/replicache/push?spaceID=...` and `/api/replicache/pull?spaceID=...`: the
+//!   Replicache protocol, version 1.
+
+use crate::engine::{self, PushConfig};
+use crate::error::ApiError;
+use crate::ids::SpaceId;
+use crate::mutators::Registry;
+use crate::poke::Poker;
+use crate::protocol::{self, ClientError, Parsed};
+use crate::store::Store;
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Lambda's request payload limit is 6 MB; nothing larger reaches a function.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Responses smaller than this are not worth compressing.
+const GZIP_MIN_BYTES: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    CreateSpace,
+    SpaceExists,
+    Push,
+    Pull,
+}
+
+impl Route {
+    /// Matches on the path's end so the routes work behind any prefix (an API Gateway
+    /// stage, `cargo lambda watch`'s `/lambda-url/<function>`).
+    pub fn from_path(path: &str) -> Option<Route> {
+        let path = path.trim_end_matches('/');
+        [
+            ("/replicache/createSpace", Route::CreateSpace),
+            ("/replicache/spaceExists", Route::SpaceExists),
+            ("/replicache/push", Route::Push),
+            ("/replicache/pull", Route::Pull),
+        ]
+        .into_iter()
+        .find(|(suffix, _)| path.ends_with(suffix))
+        .map(|(_, route)| route)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::CreateSpace => "createSpace",
+            Route::SpaceExists => "spaceExists",
+            Route::Push => "push",
+            Route::Pull => "pull",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The `spaceID` query parameter, decoded.
+    pub space_id: Option<&'a str>,
+    pub body: &'a [u8],
+    /// The client sent `Accept-Encoding` with gzip.
+    pub accepts_gzip: bool,
+    /// The authenticated user; `""` for anonymous use (the tutorial has no login).
+    pub user: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The body is gzip-compressed (`Content-Encoding: gzip`).
+    pub gzipped: bool,
+}
+
+impl ApiResponse {
+    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        Self {
+            status,
+            body: serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()),
+            gzipped: false,
+        }
+    }
+
+    pub fn from_error(e: &ApiError) -> Self {
+        Self::json(e.status(), &e.body())
+    }
+
+    /// The body as JSON (decompressed); for tests and tools.
+    pub fn json_body(&self) -> Option<Value> {
+        if self.gzipped {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(self.body.as_slice()),
+                &mut out,
+            )
+            .ok()?;
+            serde_json::from_slice(&out).ok()
+        } else {
+            serde_json::from_slice(&self.body).ok()
+        }
+    }
+
+    fn maybe_gzip(mut self, accepts_gzip: bool) -> Self {
+        if accepts_gzip && self.body.len() >= GZIP_MIN_BYTES {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            if enc.write_all(&self.body).is_ok()
+                && let Ok(compressed) = enc.finish()
+            {
+                self.body = compressed;
+                self.gzipped = true;
+            }
+        }
+        self
+    }
+}
+
+pub struct SyncService {
+    store: Arc<dyn Store>,
+    mutators: Arc<Registry>,
+    poker: Arc<dyn Poker>,
+    push_config: PushConfig,
+}
+
+impl SyncService {
+    pub fn new(store: Arc<dyn Store>, mutators: Arc<Registry>, poker: Arc<dyn Poker>) -> Self {
+        Self {
+            store,
+            mutators,
+            poker,
+            push_config: PushConfig::default(),
+        }
+    }
+
+    pub fn with_push_config(mut self, config: PushConfig) -> Self {
+        self.push_config = config;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Routes by path and answers; never fails: every error becomes a response.
+    pub async fn handle(&self, req: ApiRequest<'_>) -> ApiResponse {
+        let started = Instant::now();
+        let route = Route::from_path(req.path);
+        let response = match route {
+            None => ApiResponse::from_error(&ApiError::NotFound {
+                method: req.method.to_owned(),
+                path: req.path.to_owned(),
+            }),
+            Some(route) => match self.handle_route(route, req).await {
+                Ok(response) => response,
+                Err(e) => {
+                    if e.status() >= 500 {
+                        tracing::warn!(route = route.name(), error = %e, "request failed");
+                    }
+                    ApiResponse::from_error(&e)
+                }
+            },
+        };
+        tracing::info!(
+            route = route.map(Route::name).unwrap_or("none"),
+            space_id = req.space_id.unwrap_or(""),
+            status = response.status,
+            request_bytes = req.body.len(),
+            response_bytes = response.body.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "handled"
+        );
+        response
+    }
+
+    async fn handle_route(
+        &self,
+        route: Route,
+        req: ApiRequest<'_>,
+    ) -> Result<ApiResponse, ApiError> {
+        if !req.method.eq_ignore_ascii_case("POST") {
+            return Err(ApiError::MethodNotAllowed(req.method.to_owned()));
+        }
+        if req.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge {
+                size: req.body.len(),
+                max: MAX_BODY_BYTES,
+            });
+        }
+        match route {
+            Route::CreateSpace => self.create_space(req.body).await,
+            Route::SpaceExists => self.space_exists(req.body).await,
+            Route::Push => self.push(&query_space(req.space_id)?, req).await,
+            Route::Pull => self.pull(&query_space(req.space_id)?, req).await,
+        }
+    }
+
+    async fn create_space(&self, body: &[u8]) -> Result<ApiResponse, ApiError> {
+        let requested = body_space_id(body, false)?;
+        let space = match requested {
+            Some(space) => {
+                if !self.store.create_space(&space).await? {
+                    return Err(ApiError::SpaceExists);
+                }
+                space
+            }
+            None => loop {
+                // 128 random bits never collide in practice; the loop keeps it a fact.
+                let space = SpaceId::generate();
+                if self.store.create_space(&space).await? {
+                    break space;
+                }
+            },
+        };
+        tracing::info!(space_id = %space, "space created");
+        Ok(ApiResponse::json(
+            200,
+            &json!({ "spaceID": space.as_str() }),
+        ))
+    }
+
+    async fn space_exists(&self, body: &[u8]) -> Result<ApiResponse, ApiError> {
+        let space = body_space_id(body, true)?.ok_or(ApiError::MissingSpaceId)?;
+        let exists = self.store.space_version(&space).await?.is_some();
+        Ok(ApiResponse::json(200, &json!({ "spaceExists": exists })))
+    }
+
+    async fn push(&self, space: &SpaceId, req: ApiRequest<'_>) -> Result<ApiResponse, ApiError> {
+        let push = match protocol::parse_push(req.body)? {
+            Parsed::Supported(push) => push,
+            Parsed::VersionNotSupported(version_type) => {
+                return Ok(ApiResponse::json(
+                    200,
+                    &ClientError::VersionNotSupported { version_type },
+                ));
+            }
+        };
+        let outcome = engine::push(
+            self.store.as_ref(),
+            &self.mutators,
+            &self.push_config,
+            space,
+            req.user,
+            &push,
+        )
+        .await?;
+        tracing::info!(space_id = %space, mutations = push.mutations.len(),
+            processed = outcome.processed, failed = outcome.failed, commits = outcome.commits,
+            conflicts = outcome.conflicts, truncated = outcome.truncated, "push");
+        if outcome.commits > 0 {
+            // After the commit, never before.
+            self.poker.poke(space).await;
+        }
+        if outcome.client_state_not_found {
+            return Ok(ApiResponse::json(200, &ClientError::ClientStateNotFound));
+        }
+        Ok(ApiResponse::json(200, &json!({})))
+    }
+
+    async fn pull(&self, space: &SpaceId, req: ApiRequest<'_>) -> Result<ApiResponse, ApiError> {
+        let pull = match protocol::parse_pull(req.body)? {
+            Parsed::Supported(pull) => pull,
+            Parsed::VersionNotSupported(version_type) => {
+                return Ok(ApiResponse::json(
+                    200,
+                    &ClientError::VersionNotSupported { version_type },
+                ));
+            }
+        };
+        let response = engine::pull(self.store.as_ref(), space, &pull).await?;
+        Ok(ApiResponse::json(200, &response).maybe_gzip(req.accepts_gzip))
+    }
+}
+
+fn query_space(raw: Option<&str>) -> Result<SpaceId, ApiError> {
+    SpaceId::parse(raw.ok_or(ApiError::MissingSpaceId)?).map_err(ApiError::InvalidSpaceId)
+}
+
+/// The `spaceID` of a createSpace/spaceExists body. An empty body counts as `{}`.
+fn body_space_id(body: &[u8], required: bool) -> Result<Option<SpaceId>, ApiError> {
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| protocol::ProtocolError::InvalidJson(e.to_string()))?
+    };
+    let obj = value
+        .as_object()
+        .ok_or(protocol::ProtocolError::NotAnObject)?;
+    match obj.get("spaceID") {
+        None | Some(Value::Null) if required => Err(ApiError::MissingSpaceId),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => SpaceId::parse(s)
+            .map(Some)
+            .map_err(ApiError::InvalidSpaceId),
+        Some(_) => Err(protocol::ProtocolError::WrongType {
+            field: "spaceID".into(),
+            expected: "a string",
+        }
+        .into()),
+    }
+}

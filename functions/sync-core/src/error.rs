@@ -1,0 +1,102 @@
+//! Every way a request can fail, and the HTTP answer each one gets. Refusals carry a JSON
+//! body `{"error": ..., "message": ...}`; what the client must act on travels as a
+//! status-200 protocol body instead (see `protocol::ClientError`).
+
+use crate::engine::pull::PullError;
+use crate::engine::push::PushError;
+use crate::ids::IdError;
+use crate::protocol::ProtocolError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such route: {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("method {0} is not allowed; use POST")]
+    MethodNotAllowed(String),
+    #[error("request body of {size} bytes exceeds the {max}-byte limit")]
+    PayloadTooLarge { size: usize, max: usize },
+    #[error("query parameter `spaceID` is missing")]
+    MissingSpaceId,
+    #[error("invalid spaceID: {0}")]
+    InvalidSpaceId(IdError),
+    #[error("space not found")]
+    SpaceNotFound,
+    #[error("a space with this spaceID exists already")]
+    SpaceExists,
+    #[error("{0}")]
+    BadRequest(#[from] ProtocolError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the space is busy; retry")]
+    Contended,
+    #[error("storage is unavailable; retry")]
+    Unavailable(#[source] StoreError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::NotFound { .. } | ApiError::SpaceNotFound => 404,
+            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::MissingSpaceId | ApiError::InvalidSpaceId(_) | ApiError::BadRequest(_) => 400,
+            ApiError::SpaceExists => 409,
+            ApiError::Forbidden(_) => 403,
+            ApiError::Contended | ApiError::Unavailable(_) => 503,
+        }
+    }
+
+    /// A stable, machine-readable code for the `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } => "NotFound",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::PayloadTooLarge { .. } => "PayloadTooLarge",
+            ApiError::MissingSpaceId | ApiError::InvalidSpaceId(_) => "InvalidSpaceID",
+            ApiError::SpaceNotFound => "SpaceNotFound",
+            ApiError::SpaceExists => "SpaceExists",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Contended => "Contended",
+            ApiError::Unavailable(_) => "Unavailable",
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.code(), "message": self.to_string() })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Unavailable(e)
+    }
+}
+
+impl From<PushError> for ApiError {
+    fn from(e: PushError) -> Self {
+        match e {
+            PushError::SpaceNotFound => ApiError::SpaceNotFound,
+            e @ (PushError::ClientInOtherGroup { .. } | PushError::GroupOwnedByOtherUser) => {
+                ApiError::Forbidden(e.to_string())
+            }
+            PushError::Contended { .. } => ApiError::Contended,
+            PushError::Store(e) => ApiError::Unavailable(e),
+        }
+    }
+}
+
+impl From<PullError> for ApiError {
+    fn from(e: PullError) -> Self {
+        match e {
+            PullError::SpaceNotFound => ApiError::SpaceNotFound,
+            PullError::Contended => ApiError::Contended,
+            PullError::CookieOutOfRange => ApiError::BadRequest(ProtocolError::WrongType {
+                field: "cookie".into(),
+                expected: "null or a number this server handed out",
+            }),
+            PullError::Store(e) => ApiError::Unavailable(e),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! An in-memory [`Store`] for unit tests and benchmarks of the engine. Same contract and
+//! limits as the persistent adapters; it passes the same conformance suite.
+
+use crate::ids::SpaceId;
+use crate::store::{
+    Changes, ClientRecord, Commit, CommitOutcome, EntryChange, PushSnapshot, Store, StoreError,
+    Version,
+};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+struct Entry {
+    value: Option<Value>,
+    version: Version,
+}
+
+#[derive(Debug, Default)]
+struct Space {
+    version: Version,
+    entries: BTreeMap<String, Entry>,
+    clients: HashMap<String, (ClientRecord, Version)>,
+    group_owners: HashMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    spaces: Mutex<HashMap<SpaceId, Space>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_spaces<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<SpaceId, Space>) -> T,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .spaces
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        Ok(f(&mut guard))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+        self.with_spaces(|spaces| {
+            if spaces.contains_key(space) {
+                false
+            } else {
+                spaces.insert(space.clone(), Space::default());
+                true
+            }
+        })
+    }
+
+    async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
+        self.with_spaces(|spaces| spaces.get(space).map(|s| s.version))
+    }
+
+    async fn push_snapshot(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        client_ids: &[String],
+    ) -> Result<Option<PushSnapshot>, StoreError> {
+        self.with_spaces(|spaces| {
+            spaces.get(space).map(|s| PushSnapshot {
+                version: s.version,
+                clients: client_ids
+                    .iter()
+                    .filter_map(|id| s.clients.get(id).map(|(rec, _)| (id.clone(), rec.clone())))
+                    .collect(),
+                group_owner: s.group_owners.get(client_group_id).cloned(),
+            })
+        })
+    }
+
+    async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
+        self.with_spaces(|spaces| {
+            spaces
+                .get(space)
+                .and_then(|s| s.entries.get(key))
+                .and_then(|e| e.value.clone())
+        })
+    }
+
+    async fn scan_entries(
+        &self,
+        space: &SpaceId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        self.with_spaces(|spaces| {
+            let Some(s) = spaces.get(space) else {
+                return Vec::new();
+            };
+            s.entries
+                .range(prefix.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(k, e)| e.value.clone().map(|v| (k.clone(), v)))
+                .take(limit)
+                .collect()
+        })
+    }
+
+    async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError> {
+        self.with_spaces(|spaces| {
+            let Some(s) = spaces.get_mut(space) else {
+                return CommitOutcome::Conflict;
+            };
+            if s.version != commit.expected_version {
+                return CommitOutcome::Conflict;
+            }
+            let v = commit.next_version;
+            s.version = v;
+            for (key, value) in &commit.entries {
+                s.entries.insert(
+                    key.clone(),
+                    Entry {
+                        value: value.clone(),
+                        version: v,
+                    },
+                );
+            }
+            for (id, rec) in &commit.clients {
+                s.clients.insert(id.clone(), (rec.clone(), v));
+            }
+            if let Some((group, owner)) = &commit.new_group {
+                s.group_owners
+                    .entry(group.clone())
+                    .or_insert_with(|| owner.clone());
+            }
+            CommitOutcome::Committed
+        })
+    }
+
+    async fn changes(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        since: Version,
+        upto: Version,
+    ) -> Result<Changes, StoreError> {
+        self.with_spaces(|spaces| {
+            let Some(s) = spaces.get(space) else {
+                return Changes::default();
+            };
+            let in_range = |v: Version| since < v && v <= upto;
+            let mut client_lmids: Vec<(String, u64)> = s
+                .clients
+                .iter()
+                .filter(|(_, (rec, v))| rec.client_group_id == client_group_id && in_range(*v))
+                .map(|(id, (rec, _))| (id.clone(), rec.last_mutation_id))
+                .collect();
+            client_lmids.sort();
+            Changes {
+                entries: s
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| in_range(e.version))
+                    .map(|(k, e)| EntryChange {
+                        key: k.clone(),
+                        value: e.value.clone(),
+                    })
+                    .collect(),
+                client_lmids,
+            }
+        })
+    }
+}

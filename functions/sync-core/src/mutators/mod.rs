@@ -1,0 +1,68 @@
+//! The mutator registry. A mutator is a Rust function over a [`Tx`], registered under the
+//! name the client's mutator has. The app's own mutators live in [`app`].
+
+pub mod app;
+
+use crate::store::StoreError;
+use crate::tx::Tx;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Why a mutation had no effect. Every variant but `Store` is permanent: the mutation is
+/// marked processed (its LMID advances) with none of its writes kept, or the client would
+/// resend it forever and block everything behind it.
+#[derive(Debug, thiserror::Error)]
+pub enum MutationError {
+    #[error("no mutator is registered under this name")]
+    UnknownMutator,
+    #[error("invalid arguments: {0}")]
+    InvalidArgs(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("entry of {bytes} bytes exceeds the {max}-byte limit")]
+    EntryTooLarge { bytes: usize, max: usize },
+    #[error("key of {bytes} bytes exceeds the {max}-byte limit")]
+    KeyTooLong { bytes: usize, max: usize },
+    #[error("the mutation writes more than one commit can hold")]
+    CommitTooLarge,
+    /// Temporary: the push is aborted without advancing anything; the client retries.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl MutationError {
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, MutationError::Store(_))
+    }
+}
+
+/// The server side of a client mutator. It must be deterministic given what it reads:
+/// the engine may run it again when a commit has to be split or retried.
+#[async_trait::async_trait]
+pub trait Mutator: Send + Sync {
+    async fn run(&self, tx: &mut Tx<'_>, args: &Value) -> Result<(), MutationError>;
+}
+
+#[derive(Default)]
+pub struct Registry {
+    mutators: HashMap<String, Box<dyn Mutator>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, name: &str, mutator: impl Mutator + 'static) -> Self {
+        self.mutators.insert(name.to_owned(), Box::new(mutator));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn Mutator> {
+        self.mutators.get(name).map(|m| m.as_ref())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.mutators.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,150 @@
+//! The storage contract of the per-space version strategy.
+//!
+//! A space has one version counter. Every commit moves it from `v` to a larger value, only
+//! if it is still `v`, and stamps every entry and client record it writes with the new
+//! version. A pull reads the version first and then everything stamped in
+//! `(cookie, version]`. Adapters keep that contract; the engine does the rest.
+
+use crate::ids::SpaceId;
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub type Version = u64;
+
+/// A transient storage failure: the request may be retried and nothing was half-applied.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage is throttling requests: {0}")]
+    Throttled(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Size limits of one commit and one entry. The engine splits a push into several commits
+/// and refuses oversized values so that an adapter never sees a write it cannot take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Entry and client writes in one commit (the space-version update is extra).
+    pub max_writes_per_commit: usize,
+    /// Bytes of keys and values in one commit.
+    pub max_commit_bytes: usize,
+    /// Bytes of one entry's key plus its JSON value.
+    pub max_entry_bytes: usize,
+    /// Bytes of one entry key.
+    pub max_key_bytes: usize,
+}
+
+impl StoreLimits {
+    /// DynamoDB's: 100 actions and 4 MB per `TransactWriteItems` (one action is the
+    /// version update, one may be a client-group record) and 400 KB per item, with room
+    /// kept for attribute names and the other attributes. Every adapter uses the same
+    /// limits so that a push behaves the same on every store.
+    pub const DYNAMODB: StoreLimits = StoreLimits {
+        max_writes_per_commit: 98,
+        max_commit_bytes: 3_500_000,
+        max_entry_bytes: 390_000,
+        max_key_bytes: 1_000,
+    };
+}
+
+/// What a client record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_group_id: String,
+    pub last_mutation_id: u64,
+}
+
+/// The state a push starts from, read consistently at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushSnapshot {
+    pub version: Version,
+    /// The requested clients that exist (in any group).
+    pub clients: HashMap<String, ClientRecord>,
+    /// The owner of the client group when the group exists.
+    pub group_owner: Option<String>,
+}
+
+/// Everything one commit writes, stamped with `next_version`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Commit {
+    pub expected_version: Version,
+    pub next_version: Version,
+    /// Each key at most once; `None` deletes (a soft delete a pull reports as `del`).
+    pub entries: Vec<(String, Option<Value>)>,
+    /// Client ID -> new record; each client at most once.
+    pub clients: Vec<(String, ClientRecord)>,
+    /// A client group seen for the first time: (group ID, owner).
+    pub new_group: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The space version was no longer `expected_version` (or the space is gone); nothing
+    /// was written.
+    Conflict,
+}
+
+/// One entry changed in `(since, upto]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryChange {
+    pub key: String,
+    /// `None` when the entry was deleted.
+    pub value: Option<Value>,
+}
+
+/// What a pull sends: entries changed, and the LMIDs of the requesting group's clients
+/// changed, in a version range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Changes {
+    pub entries: Vec<EntryChange>,
+    pub client_lmids: Vec<(String, u64)>,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    fn limits(&self) -> StoreLimits {
+        StoreLimits::DYNAMODB
+    }
+
+    /// Creates the space at version 0. `Ok(false)` when it exists already.
+    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError>;
+
+    /// The space version, read consistently; `None` for an unknown space.
+    async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError>;
+
+    /// The space version, the named clients' records and the group's owner, in one
+    /// consistent read. `None` for an unknown space.
+    async fn push_snapshot(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        client_ids: &[String],
+    ) -> Result<Option<PushSnapshot>, StoreError>;
+
+    /// The live (not deleted) value of one entry.
+    async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError>;
+
+    /// Live entries whose key starts with `prefix`, in key order, at most `limit`.
+    async fn scan_entries(
+        &self,
+        space: &SpaceId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError>;
+
+    /// Applies `commit` atomically if the space version is still `expected_version`.
+    async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError>;
+
+    /// Entries (deleted ones included) and the LMIDs of `client_group_id`'s clients with
+    /// `since < version <= upto`.
+    async fn changes(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        since: Version,
+        upto: Version,
+    ) -> Result<Changes, StoreError>;
+}

@@ -1,0 +1,170 @@
+//! `Tx`: what a mutator sees of its space. Reads go through the writes of this mutation,
+//! then the writes of the commit being assembled, then storage (cached). Writes stay in
+//! the mutation's own layer until the mutator returns `Ok`, so a failed mutator leaves no
+//! trace.
+
+use crate::ids::SpaceId;
+use crate::mutators::MutationError;
+use crate::store::{Store, StoreLimits};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// A pending write and its size in bytes (key plus JSON value).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingWrite {
+    pub value: Option<Value>,
+    pub bytes: usize,
+}
+
+/// The state of a space as the current commit will leave it: values read from storage at
+/// the commit's base version, plus the commit's own writes.
+#[derive(Debug, Default)]
+pub(crate) struct Overlay {
+    /// Values known at the base version (read, or written by an earlier commit of this
+    /// push). `None` = known absent.
+    pub known: HashMap<String, Option<Value>>,
+    /// Writes of the commit being assembled.
+    pub batch: BTreeMap<String, PendingWrite>,
+}
+
+impl Overlay {
+    /// After a successful commit the batch is storage's state: keep it as known values.
+    pub fn committed(&mut self) {
+        for (key, write) in std::mem::take(&mut self.batch) {
+            self.known.insert(key, write.value);
+        }
+    }
+
+    pub fn batch_bytes(&self) -> usize {
+        self.batch.values().map(|w| w.bytes).sum()
+    }
+}
+
+pub struct Tx<'a> {
+    store: &'a dyn Store,
+    space: &'a SpaceId,
+    limits: StoreLimits,
+    overlay: &'a mut Overlay,
+    writes: BTreeMap<String, PendingWrite>,
+}
+
+impl<'a> Tx<'a> {
+    pub(crate) fn new(
+        store: &'a dyn Store,
+        space: &'a SpaceId,
+        limits: StoreLimits,
+        overlay: &'a mut Overlay,
+    ) -> Self {
+        Self {
+            store,
+            space,
+            limits,
+            overlay,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// The live value of `key`, if any.
+    pub async fn get(&mut self, key: &str) -> Result<Option<Value>, MutationError> {
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.value.clone());
+        }
+        if let Some(w) = self.overlay.batch.get(key) {
+            return Ok(w.value.clone());
+        }
+        if let Some(known) = self.overlay.known.get(key) {
+            return Ok(known.clone());
+        }
+        let value = self.store.get_entry(self.space, key).await?;
+        self.overlay.known.insert(key.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    pub async fn has(&mut self, key: &str) -> Result<bool, MutationError> {
+        Ok(self.get(key).await?.is_some())
+    }
+
+    /// Sets `key` to `value`. Keys and values too large for one storage item are a
+    /// permanent error: the mutation is processed with no effect.
+    pub fn put(&mut self, key: &str, value: Value) -> Result<(), MutationError> {
+        if key.len() > self.limits.max_key_bytes {
+            return Err(MutationError::KeyTooLong {
+                bytes: key.len(),
+                max: self.limits.max_key_bytes,
+            });
+        }
+        let bytes = key.len()
+            + serde_json::to_vec(&value)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+        if bytes > self.limits.max_entry_bytes {
+            return Err(MutationError::EntryTooLarge {
+                bytes,
+                max: self.limits.max_entry_bytes,
+            });
+        }
+        self.writes.insert(
+            key.to_owned(),
+            PendingWrite {
+                value: Some(value),
+                bytes,
+            },
+        );
+        Ok(())
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    pub async fn del(&mut self, key: &str) -> Result<bool, MutationError> {
+        let existed = self.has(key).await?;
+        if existed {
+            self.writes.insert(
+                key.to_owned(),
+                PendingWrite {
+                    value: None,
+                    bytes: key.len(),
+                },
+            );
+        }
+        Ok(existed)
+    }
+
+    /// Live entries whose key starts with `prefix`, in key order, at most `limit`.
+    pub async fn scan(
+        &mut self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, MutationError> {
+        let pending = |w: &BTreeMap<String, PendingWrite>| {
+            w.range(prefix.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, w)| (k.clone(), w.value.clone()))
+                .collect::<Vec<_>>()
+        };
+        let mut overrides: BTreeMap<String, Option<Value>> = BTreeMap::new();
+        for (k, v) in pending(&self.overlay.batch)
+            .into_iter()
+            .chain(pending(&self.writes))
+        {
+            overrides.insert(k, v);
+        }
+        // Every overriding delete may hide one stored entry: ask for that many more.
+        let hidden = overrides.values().filter(|v| v.is_none()).count();
+        let stored = self
+            .store
+            .scan_entries(self.space, prefix, limit.saturating_add(hidden))
+            .await?;
+        let mut merged: BTreeMap<String, Option<Value>> =
+            stored.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        merged.extend(overrides);
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .take(limit)
+            .collect())
+    }
+
+    /// The writes of this mutation, for the engine to fold into the commit.
+    pub(crate) fn into_writes(self) -> BTreeMap<String, PendingWrite> {
+        self.writes
+    }
+}
