@@ -1,1 +1,71 @@
+//! The behaviour every [`Store`] adapter must show, as one suite. Each adapter's tests call
+//! [`run_all`] with a store; every case works in spaces of its own, so one store (one
+//! table, one file) serves the whole suite.
 
+mod cases_engine;
+mod cases_store;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use sync_core::{SpaceId, Store};
+
+pub use cases_engine::*;
+pub use cases_store::*;
+
+/// Runs every case in order; panics (failing the calling test) on the first violation,
+/// naming the case.
+pub async fn run_all(store: Arc<dyn Store>) {
+    let cases: Vec<(&str, Case)> = vec![
+        ("spaces", |s| Box::pin(spaces(s))),
+        ("commit_and_snapshot", |s| Box::pin(commit_and_snapshot(s))),
+        ("conflicts_write_nothing", |s| {
+            Box::pin(conflicts_write_nothing(s))
+        }),
+        ("changes_by_version_range", |s| {
+            Box::pin(changes_by_version_range(s))
+        }),
+        ("reads_skip_deleted", |s| Box::pin(reads_skip_deleted(s))),
+        ("values_round_trip", |s| Box::pin(values_round_trip(s))),
+        ("concurrent_commits_one_winner", |s| {
+            Box::pin(concurrent_commits_one_winner(s))
+        }),
+        ("engine_push_pull", |s| Box::pin(engine_push_pull(s))),
+        ("engine_failed_mutation_leaves_no_trace", |s| {
+            Box::pin(engine_failed_mutation_leaves_no_trace(s))
+        }),
+        ("engine_large_push_splits_commits", |s| {
+            Box::pin(engine_large_push_splits_commits(s))
+        }),
+        ("engine_concurrent_pushes", |s| {
+            Box::pin(engine_concurrent_pushes(s))
+        }),
+        ("engine_cookie_from_the_future", |s| {
+            Box::pin(engine_cookie_from_the_future(s))
+        }),
+    ];
+    for (name, case) in cases {
+        eprintln!("conformance: {name}");
+        case(store.clone()).await;
+    }
+}
+
+type Case = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A space ID no other case or run uses.
+pub fn fresh_space(tag: &str) -> SpaceId {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let random = SpaceId::generate();
+    SpaceId::parse(&format!("{tag}-{n}-{random}")).expect("generated space IDs are valid")
+}
+
+/// Creates a fresh space and checks it starts at version 0.
+pub async fn new_space(store: &dyn Store, tag: &str) -> SpaceId {
+    let space = fresh_space(tag);
+    assert!(store.create_space(&space).await.expect("create_space"));
+    assert_eq!(
+        store.space_version(&space).await.expect("space_version"),
+        Some(0)
+    );
+    space
+}
