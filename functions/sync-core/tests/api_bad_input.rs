@@ -41,6 +41,9 @@ async fn state(svc: &SyncService, space: &str) -> Value {
         .1
 }
 
+/// (what, path, spaceID, body, expected status, expected error code)
+type BadInput<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_inputs_get_clear_errors_and_change_nothing() {
     let svc = service();
@@ -66,7 +69,7 @@ async fn bad_inputs_get_clear_errors_and_change_nothing() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let s = Some(space.as_str());
     #[rustfmt::skip]
-    let table: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    let table: Vec<BadInput> = vec![
         ("malformed JSON", push, s, b"{not json".to_vec(), 400, "BadRequest"),
         ("empty body", push, s, b"".to_vec(), 400, "BadRequest"),
         ("JSON but not an object", push, s, b"[1,2]".to_vec(), 400, "BadRequest"),
