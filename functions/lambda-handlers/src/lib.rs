@@ -1,0 +1,13 @@
+//! What the Lambda binaries share: configuration from the environment, logging, and the
+//! translation between API Gateway events and `sync_core`'s transport-free API. Each
+//! binary under `src/bin/` is a thin `main` that wires these together.
+
+pub mod bootstrap;
+pub mod config;
+pub mod connections;
+pub mod http_adapter;
+pub mod logging;
+pub mod poker;
+pub mod websocket;
+
+pub use http_adapter::{HttpFunction, serve_http};

@@ -1,0 +1,144 @@
+//! The HTTP functions driven by API Gateway HTTP API (payload format 2.0) events of the
+//! real shape, as Lambda delivers them.
+
+use base64::Engine as _;
+use lambda_handlers::HttpFunction;
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use sync_core::memory_store::MemoryStore;
+use sync_core::mutators::app;
+use sync_core::poke::NoPoker;
+use sync_core::{Route, SyncService};
+
+const ALL: &[Route] = &[Route::CreateSpace, Route::SpaceExists, Route::Push, Route::Pull];
+
+/// An HTTP API v2 event as API Gateway sends it (fields trimmed to realistic values).
+fn event(path: &str, query: Option<&str>, body: &str, base64: bool, gzip: bool) -> Request {
+    let mut headers = json!({
+        "content-type": "application/json",
+        "authorization": "",
+        "x-replicache-requestid": "client1-session1-0",
+        "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "Mozilla/5.0",
+    });
+    if gzip {
+        headers["accept-encoding"] = json!("gzip, deflate, br");
+    }
+    let mut ev = json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": query.unwrap_or(""),
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "27/Nov/2026:08:00:00 +0000",
+            "timeEpoch": 1795766400000u64
+        },
+        "body": if base64 { base64::engine::general_purpose::STANDARD.encode(body) } else { body.to_owned() },
+        "isBase64Encoded": base64
+    });
+    if let Some(q) = query {
+        let (k, v) = q.split_once('=').unwrap();
+        ev["queryStringParameters"] = json!({ k: v });
+    }
+    lambda_http::request::from_str(&ev.to_string()).expect("a valid HTTP API v2 event")
+}
+
+fn function(routes: &'static [Route]) -> (HttpFunction, Arc<SyncService>) {
+    let svc = Arc::new(SyncService::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(app::registry()),
+        Arc::new(NoPoker),
+    ));
+    (HttpFunction::new(svc.clone(), routes), svc)
+}
+
+fn json_of(resp: &lambda_http::Response<Body>) -> Value {
+    let bytes: &[u8] = resp.body().as_ref();
+    serde_json::from_slice(bytes).expect("a JSON body")
+}
+
+#[tokio::test]
+async fn tutorial_flow_through_http_api_events() {
+    let (f, _) = function(ALL);
+    let resp = f.handle(event("/api/replicache/createSpace", None, "", false, false)).await;
+    assert_eq!(resp.status(), 200);
+    let space = json_of(&resp)["spaceID"].as_str().unwrap().to_owned();
+    let query = format!("spaceID={space}");
+
+    // Browsers' bodies may arrive base64-encoded.
+    let push = json!({"pushVersion":1,"clientGroupID":"g","profileID":"p","schemaVersion":"",
+        "mutations":[{"clientID":"c","id":1,"name":"increment","args":3,"timestamp":12.5}]});
+    let resp = f
+        .handle(event("/api/replicache/push", Some(&query), &push.to_string(), true, false))
+        .await;
+    assert_eq!((resp.status(), json_of(&resp)), (200, json!({})));
+
+    let pull = json!({"pullVersion":1,"clientGroupID":"g","profileID":"p","schemaVersion":"","cookie":null});
+    let resp = f
+        .handle(event("/api/replicache/pull", Some(&query), &pull.to_string(), false, false))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(
+        json_of(&resp),
+        json!({"cookie":1,"lastMutationIDChanges":{"c":1},
+               "patch":[{"op":"clear"},{"op":"put","key":"count","value":3}]})
+    );
+}
+
+#[tokio::test]
+async fn gzip_pulls_go_back_as_binary_bodies() {
+    let (f, svc) = function(ALL);
+    let created = f.handle(event("/api/replicache/createSpace", None, "{}", false, false)).await;
+    let space = json_of(&created)["spaceID"].as_str().unwrap().to_owned();
+    let mutations: Vec<Value> = (1..=40)
+        .map(|i| json!({"clientID":"c","id":i,"name":"setItem","args":{"key":format!("k{i}"),"value":"text ".repeat(20)}}))
+        .collect();
+    let push = json!({"pushVersion":1,"clientGroupID":"g","mutations":mutations}).to_string();
+    let query = format!("spaceID={space}");
+    f.handle(event("/api/replicache/push", Some(&query), &push, false, false)).await;
+    let pull = json!({"pullVersion":1,"clientGroupID":"g","cookie":null}).to_string();
+    let resp = f.handle(event("/api/replicache/pull", Some(&query), &pull, false, true)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let Body::Binary(bytes) = resp.body() else { panic!("gzip must be a binary body") };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut text)
+        .unwrap();
+    let decoded: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(decoded["patch"].as_array().unwrap().len(), 41);
+    drop(svc);
+}
+
+#[tokio::test]
+async fn each_function_answers_only_its_routes() {
+    let (pull_only, _) = function(&[Route::Pull]);
+    let resp = pull_only
+        .handle(event("/api/replicache/push", Some("spaceID=x"), "{}", false, false))
+        .await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json_of(&resp)["error"], json!("NotFound"));
+}
+
+#[tokio::test]
+async fn bad_events_get_json_errors() {
+    let (f, _) = function(ALL);
+    let resp = f.handle(event("/api/replicache/push", Some("spaceID=nope"), "{", false, false)).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(json_of(&resp)["error"], json!("BadRequest"));
+    let push = json!({"pushVersion":1,"clientGroupID":"g","mutations":[]}).to_string();
+    let resp = f.handle(event("/api/replicache/push", Some("spaceID=nope"), &push, false, false)).await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json_of(&resp)["error"], json!("SpaceNotFound"));
+}
