@@ -46,7 +46,9 @@ struct Shared(Arc<Mutex<Connections>>);
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Connections> {
         // A panic while holding the lock cannot leave the map half-written.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -83,7 +85,11 @@ impl Standin {
     }
 
     pub fn open(&self, connection_id: &str) {
-        self.shared.lock().open.entry(connection_id.to_owned()).or_default();
+        self.shared
+            .lock()
+            .open
+            .entry(connection_id.to_owned())
+            .or_default();
     }
 
     pub fn close(&self, connection_id: &str) {
@@ -92,12 +98,22 @@ impl Standin {
 
     /// Messages delivered to an open connection.
     pub fn messages(&self, connection_id: &str) -> Vec<Vec<u8>> {
-        self.shared.lock().open.get(connection_id).cloned().unwrap_or_default()
+        self.shared
+            .lock()
+            .open
+            .get(connection_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// PostToConnection calls made for a connection, whatever the answer.
     pub fn posts(&self, connection_id: &str) -> usize {
-        self.shared.lock().posts.get(connection_id).copied().unwrap_or(0)
+        self.shared
+            .lock()
+            .posts
+            .get(connection_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn total_posts(&self) -> usize {
@@ -115,7 +131,9 @@ fn router(shared: Shared) -> Router {
     Router::new()
         .route(
             "/@connections/{connection_id}",
-            post(post_to_connection).get(get_connection).delete(delete_connection),
+            post(post_to_connection)
+                .get(get_connection)
+                .delete(delete_connection),
         )
         .with_state(shared)
 }
@@ -170,20 +188,31 @@ async fn post_to_connection(
     }
 }
 
-async fn get_connection(State(shared): State<Shared>, Path(connection_id): Path<String>) -> Response {
+async fn get_connection(
+    State(shared): State<Shared>,
+    Path(connection_id): Path<String>,
+) -> Response {
     if shared.lock().open.contains_key(&connection_id) {
         let body = serde_json::json!({
             "connectedAt": "2026-01-01T00:00:00Z",
             "lastActiveAt": "2026-01-01T00:00:00Z",
             "identity": { "sourceIp": "127.0.0.1", "userAgent": "stand-in" },
         });
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     } else {
         gone()
     }
 }
 
-async fn delete_connection(State(shared): State<Shared>, Path(connection_id): Path<String>) -> Response {
+async fn delete_connection(
+    State(shared): State<Shared>,
+    Path(connection_id): Path<String>,
+) -> Response {
     if shared.lock().open.remove(&connection_id).is_some() {
         StatusCode::NO_CONTENT.into_response()
     } else {

@@ -46,13 +46,18 @@ fn forward_sk(connection_id: &str) -> AttributeValue {
 
 fn reverse_key(connection_id: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        (PK.to_owned(), AttributeValue::S(format!("conn#{connection_id}"))),
+        (
+            PK.to_owned(),
+            AttributeValue::S(format!("conn#{connection_id}")),
+        ),
         (SK.to_owned(), AttributeValue::S("meta".to_owned())),
     ])
 }
 
 fn epoch_secs(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl ConnectionTable {
@@ -77,7 +82,10 @@ impl ConnectionTable {
         let puts = [forward, reverse]
             .into_iter()
             .map(|item| {
-                let put = PutRequest::builder().set_item(Some(item)).build().map_err(dynamo_err)?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(dynamo_err)?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, ConnectionError>>()?;
@@ -118,7 +126,8 @@ impl ConnectionTable {
             (PK.to_owned(), space_pk(space)),
             (SK.to_owned(), forward_sk(connection_id)),
         ]);
-        self.delete_keys(vec![forward, reverse_key(connection_id)]).await
+        self.delete_keys(vec![forward, reverse_key(connection_id)])
+            .await
     }
 
     /// The live connection IDs of `space`. Records past their TTL are skipped: DynamoDB
@@ -170,7 +179,12 @@ impl ConnectionTable {
             .into_iter()
             .map(|key| {
                 Ok(WriteRequest::builder()
-                    .delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(dynamo_err)?)
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .set_key(Some(key))
+                            .build()
+                            .map_err(dynamo_err)?,
+                    )
                     .build())
             })
             .collect::<Result<Vec<_>, ConnectionError>>()?;
@@ -198,6 +212,10 @@ impl ConnectionTable {
                 .and_then(|mut m| m.remove(&self.table))
                 .unwrap_or_default();
         }
-        if writes.is_empty() { Ok(()) } else { Err(ConnectionError::Unprocessed) }
+        if writes.is_empty() {
+            Ok(())
+        } else {
+            Err(ConnectionError::Unprocessed)
+        }
     }
 }

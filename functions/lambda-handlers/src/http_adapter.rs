@@ -2,9 +2,9 @@
 
 use lambda_http::{Body, Error, Request, RequestExt, Response, http::header};
 use std::sync::Arc;
+use sync_core::SyncService;
 use sync_core::api::{ApiRequest, ApiResponse, Route};
 use sync_core::error::ApiError;
-use sync_core::SyncService;
 
 /// One HTTP function: the service and the routes this function is deployed for. A route
 /// outside the set is answered 404, so a mis-wired integration is visible at once.

@@ -2,7 +2,9 @@
 //! `$disconnect` forgets it, `$default` answers keep-alives.
 
 use crate::connections::ConnectionTable;
-use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
 use lambda_http::aws_lambda_events::encodings::Body;
 use std::sync::Arc;
 use sync_core::error::ApiError;
@@ -14,11 +16,11 @@ pub struct WebSocketRoutes {
 }
 
 fn respond(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
-    ApiGatewayProxyResponse {
-        status_code: status,
-        body: Some(Body::Text(body.to_string())),
-        ..Default::default()
-    }
+    // The event types are non-exhaustive: build from the default.
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.body = Some(Body::Text(body.to_string()));
+    response
 }
 
 fn refuse(e: &ApiError) -> ApiGatewayProxyResponse {
@@ -32,9 +34,15 @@ impl WebSocketRoutes {
 
     /// `$connect`: `?spaceID=` must name an existing space; any non-2xx answer makes API
     /// Gateway refuse the connection.
-    pub async fn connect(&self, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    pub async fn connect(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
         let Some(connection_id) = event.request_context.connection_id.as_deref() else {
-            return respond(400, serde_json::json!({"error": "BadRequest", "message": "no connectionId"}));
+            return respond(
+                400,
+                serde_json::json!({"error": "BadRequest", "message": "no connectionId"}),
+            );
         };
         let space = match event.query_string_parameters.first("spaceID") {
             None => return refuse(&ApiError::MissingSpaceId),
@@ -50,17 +58,26 @@ impl WebSocketRoutes {
         }
         if let Err(e) = self.connections.add(&space, connection_id).await {
             tracing::warn!(space_id = %space, error = %e, "could not store a connection");
-            return respond(503, serde_json::json!({"error": "Unavailable", "message": "retry"}));
+            return respond(
+                503,
+                serde_json::json!({"error": "Unavailable", "message": "retry"}),
+            );
         }
         tracing::info!(space_id = %space, "connected");
         respond(200, serde_json::json!({}))
     }
 
     /// `$disconnect`: best effort (the TTL cleans up what this misses).
-    pub async fn disconnect(&self, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    pub async fn disconnect(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
         if let Some(id) = event.request_context.connection_id.as_deref() {
             match self.connections.remove(id).await {
-                Ok(space) => tracing::info!(space_id = space.as_ref().map(SpaceId::as_str).unwrap_or(""), "disconnected"),
+                Ok(space) => tracing::info!(
+                    space_id = space.as_ref().map(SpaceId::as_str).unwrap_or(""),
+                    "disconnected"
+                ),
                 Err(e) => tracing::warn!(error = %e, "could not remove a connection"),
             }
         }

@@ -11,7 +11,12 @@ use sync_core::mutators::app;
 use sync_core::poke::NoPoker;
 use sync_core::{Route, SyncService};
 
-const ALL: &[Route] = &[Route::CreateSpace, Route::SpaceExists, Route::Push, Route::Pull];
+const ALL: &[Route] = &[
+    Route::CreateSpace,
+    Route::SpaceExists,
+    Route::Push,
+    Route::Pull,
+];
 
 /// An HTTP API v2 event as API Gateway sends it (fields trimmed to realistic values).
 fn event(path: &str, query: Option<&str>, body: &str, base64: bool, gzip: bool) -> Request {
@@ -71,7 +76,9 @@ fn json_of(resp: &lambda_http::Response<Body>) -> Value {
 #[tokio::test]
 async fn tutorial_flow_through_http_api_events() {
     let (f, _) = function(ALL);
-    let resp = f.handle(event("/api/replicache/createSpace", None, "", false, false)).await;
+    let resp = f
+        .handle(event("/api/replicache/createSpace", None, "", false, false))
+        .await;
     assert_eq!(resp.status(), 200);
     let space = json_of(&resp)["spaceID"].as_str().unwrap().to_owned();
     let query = format!("spaceID={space}");
@@ -80,13 +87,25 @@ async fn tutorial_flow_through_http_api_events() {
     let push = json!({"pushVersion":1,"clientGroupID":"g","profileID":"p","schemaVersion":"",
         "mutations":[{"clientID":"c","id":1,"name":"increment","args":3,"timestamp":12.5}]});
     let resp = f
-        .handle(event("/api/replicache/push", Some(&query), &push.to_string(), true, false))
+        .handle(event(
+            "/api/replicache/push",
+            Some(&query),
+            &push.to_string(),
+            true,
+            false,
+        ))
         .await;
-    assert_eq!((resp.status(), json_of(&resp)), (200, json!({})));
+    assert_eq!((resp.status().as_u16(), json_of(&resp)), (200, json!({})));
 
     let pull = json!({"pullVersion":1,"clientGroupID":"g","profileID":"p","schemaVersion":"","cookie":null});
     let resp = f
-        .handle(event("/api/replicache/pull", Some(&query), &pull.to_string(), false, false))
+        .handle(event(
+            "/api/replicache/pull",
+            Some(&query),
+            &pull.to_string(),
+            false,
+            false,
+        ))
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
@@ -100,22 +119,50 @@ async fn tutorial_flow_through_http_api_events() {
 #[tokio::test]
 async fn gzip_pulls_go_back_as_binary_bodies() {
     let (f, svc) = function(ALL);
-    let created = f.handle(event("/api/replicache/createSpace", None, "{}", false, false)).await;
+    let created = f
+        .handle(event(
+            "/api/replicache/createSpace",
+            None,
+            "{}",
+            false,
+            false,
+        ))
+        .await;
     let space = json_of(&created)["spaceID"].as_str().unwrap().to_owned();
     let mutations: Vec<Value> = (1..=40)
         .map(|i| json!({"clientID":"c","id":i,"name":"setItem","args":{"key":format!("k{i}"),"value":"text ".repeat(20)}}))
         .collect();
     let push = json!({"pushVersion":1,"clientGroupID":"g","mutations":mutations}).to_string();
     let query = format!("spaceID={space}");
-    f.handle(event("/api/replicache/push", Some(&query), &push, false, false)).await;
+    f.handle(event(
+        "/api/replicache/push",
+        Some(&query),
+        &push,
+        false,
+        false,
+    ))
+    .await;
     let pull = json!({"pullVersion":1,"clientGroupID":"g","cookie":null}).to_string();
-    let resp = f.handle(event("/api/replicache/pull", Some(&query), &pull, false, true)).await;
+    let resp = f
+        .handle(event(
+            "/api/replicache/pull",
+            Some(&query),
+            &pull,
+            false,
+            true,
+        ))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-encoding"], "gzip");
-    let Body::Binary(bytes) = resp.body() else { panic!("gzip must be a binary body") };
+    let Body::Binary(bytes) = resp.body() else {
+        panic!("gzip must be a binary body")
+    };
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut text)
-        .unwrap();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+        &mut text,
+    )
+    .unwrap();
     let decoded: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(decoded["patch"].as_array().unwrap().len(), 41);
     drop(svc);
@@ -125,7 +172,13 @@ async fn gzip_pulls_go_back_as_binary_bodies() {
 async fn each_function_answers_only_its_routes() {
     let (pull_only, _) = function(&[Route::Pull]);
     let resp = pull_only
-        .handle(event("/api/replicache/push", Some("spaceID=x"), "{}", false, false))
+        .handle(event(
+            "/api/replicache/push",
+            Some("spaceID=x"),
+            "{}",
+            false,
+            false,
+        ))
         .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(json_of(&resp)["error"], json!("NotFound"));
@@ -134,11 +187,27 @@ async fn each_function_answers_only_its_routes() {
 #[tokio::test]
 async fn bad_events_get_json_errors() {
     let (f, _) = function(ALL);
-    let resp = f.handle(event("/api/replicache/push", Some("spaceID=nope"), "{", false, false)).await;
+    let resp = f
+        .handle(event(
+            "/api/replicache/push",
+            Some("spaceID=nope"),
+            "{",
+            false,
+            false,
+        ))
+        .await;
     assert_eq!(resp.status(), 400);
     assert_eq!(json_of(&resp)["error"], json!("BadRequest"));
     let push = json!({"pushVersion":1,"clientGroupID":"g","mutations":[]}).to_string();
-    let resp = f.handle(event("/api/replicache/push", Some("spaceID=nope"), &push, false, false)).await;
+    let resp = f
+        .handle(event(
+            "/api/replicache/push",
+            Some("spaceID=nope"),
+            &push,
+            false,
+            false,
+        ))
+        .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(json_of(&resp)["error"], json!("SpaceNotFound"));
 }

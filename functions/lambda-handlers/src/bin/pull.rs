@@ -2,8 +2,8 @@
 
 use lambda_handlers::{HttpFunction, bootstrap, logging, serve_http};
 use std::sync::Arc;
-use sync_core::poke::NoPoker;
 use sync_core::Route;
+use sync_core::poke::NoPoker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

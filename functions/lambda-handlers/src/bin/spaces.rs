@@ -2,8 +2,8 @@
 
 use lambda_handlers::{HttpFunction, bootstrap, logging, serve_http};
 use std::sync::Arc;
-use sync_core::poke::NoPoker;
 use sync_core::Route;
+use sync_core::poke::NoPoker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -11,5 +11,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (client, table) = bootstrap::dynamo().await?;
     let poker = Arc::new(NoPoker);
     let service = bootstrap::sync_service(client, table, poker);
-    serve_http(HttpFunction::new(service, &[Route::CreateSpace, Route::SpaceExists])).await
+    serve_http(HttpFunction::new(
+        service,
+        &[Route::CreateSpace, Route::SpaceExists],
+    ))
+    .await
 }
