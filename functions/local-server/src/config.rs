@@ -1,0 +1,244 @@
+//! Settings from the environment. Every variable is optional; an empty one counts as unset.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PORT` | `8080` | TCP port (`0` picks a free one) |
+//! | `HOST` | `127.0.0.1` | address or name to listen on |
+//! | `DATA_DIR` | `.data` | directory of the SQLite file (created if missing) |
+//! | `DYNAMODB_ENDPOINT` | unset | use DynamoDB at this endpoint instead of SQLite |
+//! | `TABLE_NAME` | `replicache` | the DynamoDB table (created if missing) |
+//! | `ALLOWED_ORIGINS` | `*` | comma-separated origins allowed by CORS |
+//! | `CLIENT_DIR` | `client/dist` | the built web client, served at `/` when present |
+//! | `LOG_FORMAT` | `text` | `text` or `json` |
+
+use axum::http::HeaderValue;
+use std::path::PathBuf;
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_DATA_DIR: &str = ".data";
+pub const DEFAULT_TABLE_NAME: &str = "replicache";
+pub const DEFAULT_CLIENT_DIR: &str = "client/dist";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub storage: StorageConfig,
+    pub allowed_origins: AllowedOrigins,
+    pub client_dir: PathBuf,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The embedded store, one file in `data_dir`.
+    Sqlite {
+        data_dir: PathBuf,
+    },
+    DynamoDb {
+        endpoint: String,
+        table: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    Any,
+    /// Exact origins, such as `http://localhost:5173`.
+    List(Vec<HeaderValue>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is not valid UTF-8")]
+    NotUnicode { name: &'static str },
+    #[error("PORT must be a number from 0 to 65535, not {0:?}")]
+    Port(String),
+    #[error("ALLOWED_ORIGINS: {0:?} is not an origin such as http://localhost:5173")]
+    Origin(String),
+    #[error("LOG_FORMAT must be `text` or `json`, not {0:?}")]
+    LogFormat(String),
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode { name }),
+        })
+    }
+
+    /// Reads the settings through `lookup`, which answers a variable's value or `None`.
+    pub fn from_lookup(
+        lookup: impl Fn(&'static str) -> Result<Option<String>, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let get = |name| -> Result<Option<String>, ConfigError> {
+            Ok(lookup(name)?
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()))
+        };
+        let port = match get("PORT")? {
+            None => DEFAULT_PORT,
+            Some(raw) => raw.parse().map_err(|_| ConfigError::Port(raw))?,
+        };
+        let storage = match get("DYNAMODB_ENDPOINT")? {
+            Some(endpoint) => StorageConfig::DynamoDb {
+                endpoint,
+                table: get("TABLE_NAME")?.unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
+            },
+            None => StorageConfig::Sqlite {
+                data_dir: get("DATA_DIR")?
+                    .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned())
+                    .into(),
+            },
+        };
+        let allowed_origins = match get("ALLOWED_ORIGINS")? {
+            None => AllowedOrigins::Any,
+            Some(raw) => parse_origins(&raw)?,
+        };
+        let log_format = match get("LOG_FORMAT")?.as_deref() {
+            None => LogFormat::Text,
+            Some(f) if f.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(other) => return Err(ConfigError::LogFormat(other.to_owned())),
+        };
+        Ok(Self {
+            host: get("HOST")?.unwrap_or_else(|| DEFAULT_HOST.to_owned()),
+            port,
+            storage,
+            allowed_origins,
+            client_dir: get("CLIENT_DIR")?
+                .unwrap_or_else(|| DEFAULT_CLIENT_DIR.to_owned())
+                .into(),
+            log_format,
+        })
+    }
+}
+
+fn parse_origins(raw: &str) -> Result<AllowedOrigins, ConfigError> {
+    let mut origins = Vec::new();
+    for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if origin == "*" {
+            return Ok(AllowedOrigins::Any);
+        }
+        // Browsers send the origin without a path; a trailing slash would never match.
+        let origin = origin.trim_end_matches('/');
+        let valid_shape = origin
+            .split_once("://")
+            .is_some_and(|(scheme, host)| !scheme.is_empty() && !host.is_empty());
+        let value = HeaderValue::from_str(origin)
+            .ok()
+            .filter(|_| valid_shape)
+            .ok_or_else(|| ConfigError::Origin(origin.to_owned()))?;
+        origins.push(value);
+    }
+    if origins.is_empty() {
+        return Ok(AllowedOrigins::Any);
+    }
+    Ok(AllowedOrigins::List(origins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<&str, String> = vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        Config::from_lookup(|name| Ok(vars.get(name).cloned()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.port, 8080);
+        assert_eq!(
+            c.storage,
+            StorageConfig::Sqlite {
+                data_dir: ".data".into()
+            }
+        );
+        assert_eq!(c.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(c.client_dir, PathBuf::from("client/dist"));
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn dynamodb_when_an_endpoint_is_set() {
+        let c = config(&[("DYNAMODB_ENDPOINT", "http://127.0.0.1:5000")]).unwrap();
+        assert_eq!(
+            c.storage,
+            StorageConfig::DynamoDb {
+                endpoint: "http://127.0.0.1:5000".into(),
+                table: "replicache".into()
+            }
+        );
+        let c = config(&[("DYNAMODB_ENDPOINT", " "), ("TABLE_NAME", "t")]).unwrap();
+        assert!(matches!(c.storage, StorageConfig::Sqlite { .. }));
+    }
+
+    #[test]
+    fn explicit_values() {
+        let c = config(&[
+            ("PORT", "0"),
+            ("HOST", "0.0.0.0"),
+            ("DATA_DIR", "/tmp/x"),
+            ("CLIENT_DIR", "web"),
+            ("LOG_FORMAT", "JSON"),
+            (
+                "ALLOWED_ORIGINS",
+                "http://localhost:5173/, https://app.example.com",
+            ),
+        ])
+        .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 0));
+        assert_eq!(
+            c.storage,
+            StorageConfig::Sqlite {
+                data_dir: "/tmp/x".into()
+            }
+        );
+        assert_eq!(c.client_dir, PathBuf::from("web"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.allowed_origins,
+            AllowedOrigins::List(vec![
+                HeaderValue::from_static("http://localhost:5173"),
+                HeaderValue::from_static("https://app.example.com"),
+            ])
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            config(&[("PORT", "80a")]),
+            Err(ConfigError::Port("80a".into()))
+        );
+        assert_eq!(
+            config(&[("PORT", "70000")]),
+            Err(ConfigError::Port("70000".into()))
+        );
+        assert_eq!(
+            config(&[("ALLOWED_ORIGINS", "localhost")]),
+            Err(ConfigError::Origin("localhost".into()))
+        );
+        assert_eq!(
+            config(&[("LOG_FORMAT", "xml")]),
+            Err(ConfigError::LogFormat("xml".into()))
+        );
+        assert_eq!(
+            config(&[("ALLOWED_ORIGINS", "http://a.test, *")]).map(|c| c.allowed_origins),
+            Ok(AllowedOrigins::Any)
+        );
+    }
+}

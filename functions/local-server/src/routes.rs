@@ -1,0 +1,302 @@
+//! The HTTP surface: the sync API mounted onto [`SyncService`], the poke WebSocket, CORS,
+//! and the web client behind them.
+
+use crate::config::AllowedOrigins;
+use crate::poke_hub::{PokeHub, Subscription};
+use crate::static_files;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    VARY,
+};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use sync_core::api::MAX_BODY_BYTES;
+use sync_core::error::ApiError;
+use sync_core::{ApiRequest, ApiResponse, SpaceId, Store, SyncService};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Bodies up to this size reach sync-core, which refuses those above
+/// [`MAX_BODY_BYTES`] with its own JSON 413; larger ones are refused here, unread.
+pub const READ_LIMIT_BYTES: usize = MAX_BODY_BYTES + 1024 * 1024;
+
+/// A socket that cannot take a frame within this time is treated as dead.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const API_PREFIX: &str = "/api/replicache/";
+pub const POKE_PATH: &str = "/api/replicache/poke";
+
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub allowed_origins: AllowedOrigins,
+    pub client_dir: PathBuf,
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<SyncService>,
+    hub: Arc<PokeHub>,
+}
+
+/// The whole app on one router. `hub` receives the pokes of committed pushes and serves
+/// the poke sockets.
+pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Router {
+    let mutators = Arc::new(sync_core::mutators::app::registry());
+    let service = Arc::new(SyncService::new(store, mutators, hub.clone()));
+    let state = AppState { service, hub };
+    let api = Router::new()
+        // Other methods on the poke path get sync-core's JSON answer like any API path.
+        .route(POKE_PATH, get(poke_socket).fallback(api))
+        .route("/api/{*rest}", any(api))
+        .layer(DefaultBodyLimit::max(READ_LIMIT_BYTES))
+        .with_state(state);
+    api.merge(static_files::router(&options.client_dir))
+        .layer(cors(&options.allowed_origins))
+}
+
+fn cors(origins: &AllowedOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            CONTENT_TYPE,
+            AUTHORIZATION,
+            HeaderName::from_static("x-replicache-requestid"),
+        ])
+        .max_age(Duration::from_secs(3600))
+}
+
+#[derive(Debug, Deserialize)]
+struct SpaceQuery {
+    #[serde(rename = "spaceID")]
+    space_id: Option<String>,
+}
+
+async fn api(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Result<Query<SpaceQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(rejection) => return bad_query(&rejection),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return too_large(&headers);
+        }
+        Err(rejection) => {
+            tracing::info!(error = %rejection, "request body could not be read");
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "the request body could not be read",
+            );
+        }
+    };
+    let request = ApiRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        space_id: query.space_id.as_deref(),
+        body: &body,
+        accepts_gzip: accepts_gzip(&headers),
+        // No login locally: everyone is the anonymous user.
+        user: "",
+    };
+    api_response(state.service.handle(request).await)
+}
+
+fn api_response(r: ApiResponse) -> Response {
+    let mut response = Response::new(Body::from(r.body));
+    *response.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    if r.gzipped {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+fn error_response(e: &ApiError) -> Response {
+    api_response(ApiResponse::from_error(e))
+}
+
+/// Same shape as sync-core's errors, for the failures that happen before it is reached.
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": code, "message": message });
+    (status, axum::Json(body)).into_response()
+}
+
+fn bad_query(rejection: &QueryRejection) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!("invalid query string: {}", rejection.body_text()),
+    )
+}
+
+fn too_large(headers: &HeaderMap) -> Response {
+    let size = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match size {
+        Some(size) => error_response(&ApiError::PayloadTooLarge {
+            size,
+            max: MAX_BODY_BYTES,
+        }),
+        // A chunked body has no declared size.
+        None => json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            &format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
+        ),
+    }
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip;q=0` refuses it).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// `GET /api/replicache/poke?spaceID=...`: checks the space, then upgrades. The socket
+/// is registered before the upgrade answer, so no poke after the client sees the socket
+/// open can be missed.
+async fn poke_socket(
+    State(state): State<AppState>,
+    query: Result<Query<SpaceQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let raw = match query {
+        Ok(Query(q)) => q.space_id,
+        Err(rejection) => return bad_query(&rejection),
+    };
+    let space = match raw.as_deref().map(SpaceId::parse) {
+        None => return error_response(&ApiError::MissingSpaceId),
+        Some(Err(e)) => return error_response(&ApiError::InvalidSpaceId(e)),
+        Some(Ok(space)) => space,
+    };
+    match state.service.store().space_version(&space).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return error_response(&ApiError::SpaceNotFound),
+        Err(e) => {
+            tracing::warn!(space_id = %space, error = %e, "poke socket: store unavailable");
+            return error_response(&ApiError::Unavailable(e));
+        }
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return json_error(
+                rejection.status(),
+                "UpgradeRequired",
+                "this endpoint speaks WebSocket only",
+            );
+        }
+    };
+    let subscription = state.hub.subscribe(space);
+    upgrade.on_upgrade(move |socket| serve_socket(socket, subscription))
+}
+
+async fn serve_socket(mut socket: WebSocket, mut subscription: Subscription) {
+    let space = subscription.space().clone();
+    tracing::info!(space_id = %space, "poke socket opened");
+    let reason = loop {
+        tokio::select! {
+            poke = subscription.next_poke() => {
+                let Some(()) = poke else {
+                    let frame = CloseFrame {
+                        code: close_code::AWAY,
+                        reason: "server shutting down".into(),
+                    };
+                    // Best effort: the server is going away either way.
+                    let _ = send(&mut socket, Message::Close(Some(frame))).await;
+                    break "server shutting down";
+                };
+                if !send(&mut socket, Message::Text("poke".into())).await {
+                    break "send failed";
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) if text.trim().eq_ignore_ascii_case("ping") => {
+                    if !send(&mut socket, Message::Text("pong".into())).await {
+                        break "send failed";
+                    }
+                }
+                // Protocol pings are answered by the WebSocket layer; anything else the
+                // client says carries no meaning here.
+                Some(Ok(Message::Close(_))) => break "closed by the client",
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break "connection lost",
+            },
+        }
+    };
+    drop(subscription);
+    tracing::info!(space_id = %space, reason, "poke socket closed");
+}
+
+/// Sends one frame; `false` when the socket is gone or too slow to take it.
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_accept(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn gzip_acceptance() {
+        assert!(accepts_gzip(&with_accept(&["gzip, deflate, br"])));
+        assert!(accepts_gzip(&with_accept(&["br", "GZIP;q=0.5"])));
+        assert!(!accepts_gzip(&with_accept(&[])));
+        assert!(!accepts_gzip(&with_accept(&["br, deflate"])));
+        assert!(!accepts_gzip(&with_accept(&["gzip;q=0"])));
+        assert!(!accepts_gzip(&with_accept(&["x-gzip-not"])));
+    }
+}
