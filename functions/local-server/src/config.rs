@@ -7,7 +7,7 @@
 //! | `DATA_DIR` | `.data` | directory of the SQLite file (created if missing) |
 //! | `DYNAMODB_ENDPOINT` | unset | use DynamoDB at this endpoint instead of SQLite |
 //! | `TABLE_NAME` | `replicache` | the DynamoDB table (created if missing) |
-//! | `ALLOWED_ORIGINS` | `*` | comma-separated origins allowed by CORS |
+//! | `ALLOWED_ORIGINS` | `*` | comma-separated origins allowed by CORS and to open poke sockets |
 //! | `CLIENT_DIR` | `client/dist` | the built web client, served at `/` when present |
 //! | `LOG_FORMAT` | `text` | `text` or `json` |
 

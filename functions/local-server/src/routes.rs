@@ -12,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header::{
     ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    VARY,
+    ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +46,7 @@ pub struct AppOptions {
 struct AppState {
     service: Arc<SyncService>,
     hub: Arc<PokeHub>,
+    allowed_origins: AllowedOrigins,
 }
 
 /// The whole app on one router. `hub` receives the pokes of committed pushes and serves
@@ -53,7 +54,11 @@ struct AppState {
 pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Router {
     let mutators = Arc::new(sync_core::mutators::app::registry());
     let service = Arc::new(SyncService::new(store, mutators, hub.clone()));
-    let state = AppState { service, hub };
+    let state = AppState {
+        service,
+        hub,
+        allowed_origins: options.allowed_origins.clone(),
+    };
     let api = Router::new()
         // Other methods on the poke path get sync-core's JSON answer like any API path.
         .route(POKE_PATH, get(poke_socket).fallback(api))
@@ -199,9 +204,22 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 /// open can be missed.
 async fn poke_socket(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<SpaceQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Browsers do not apply CORS to WebSockets, so the allowed origins are checked here.
+    // Clients that are not browsers send no Origin and are let through, as with CORS.
+    if let (AllowedOrigins::List(list), Some(origin)) =
+        (&state.allowed_origins, headers.get(ORIGIN))
+        && !list.contains(origin)
+    {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "this origin may not open poke sockets",
+        );
+    }
     let raw = match query {
         Ok(Query(q)) => q.space_id,
         Err(rejection) => return bad_query(&rejection),

@@ -5,7 +5,10 @@ mod common;
 use axum::http::StatusCode;
 use common::{TestServer, push_body, space_id};
 use futures::{SinkExt as _, StreamExt as _};
+use local_server::config::AllowedOrigins;
+use std::sync::Arc;
 use std::time::Duration;
+use store_sqlite::SqliteStore;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -57,6 +60,34 @@ async fn refuses_bad_or_unknown_spaces_before_upgrading() {
     let (status, body) = refused(&server, "?spaceID=not%20valid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "InvalidSpaceID");
+}
+
+#[tokio::test]
+async fn origins_outside_the_allowed_list_cannot_open_sockets() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let origins = AllowedOrigins::List(vec!["http://app.test".parse().unwrap()]);
+    let server = TestServer::start_with(Arc::new(SqliteStore::in_memory().unwrap()), origins).await;
+    let space = server.create_space().await;
+    let with_origin = |origin: &str| {
+        let mut request = server
+            .ws_url(&format!("?spaceID={space}"))
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    match connect_async(with_origin("http://evil.test")).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let (_socket, response) = connect_async(with_origin("http://app.test")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    // No Origin at all (not a browser): allowed.
+    connect(&server, &space).await;
 }
 
 #[tokio::test]
