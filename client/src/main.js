@@ -262,6 +262,8 @@ function startCounter({ spaceID, config, options, api }) {
     rep.pull({ now: true }).catch(() => {});
   });
   window.addEventListener('pagehide', () => pokes.close());
+  // Back from the back/forward cache: the socket was closed on pagehide; start afresh.
+  window.addEventListener('pageshow', (e) => e.persisted && location.reload());
 
   log('info', `space ${spaceID} via ${config.source}`);
 }
