@@ -3,8 +3,13 @@
 // Replicache instances with the same `name` in one process share the in-memory store and
 // so form one client group; different names make different client groups.
 
+import {setMaxListeners} from 'node:events';
 import {Replicache} from 'replicache';
 import {randomID} from './server.mjs';
+
+// Replicache adds an abort listener to one signal per pending back-off wait; under heavy
+// contention a client has more than Node's default of 10, which is not a leak.
+setMaxListeners(100);
 
 /** The sync tutorial's mutator; the server's `increment` does the same. */
 export const mutators = {

@@ -164,6 +164,7 @@ async function startOnce(bin, label) {
     alive: () => exitInfo === null,
     async createSpace(spaceID) {
       const res = await fetch(`${baseURL}/api/replicache/createSpace`, {
+        signal: AbortSignal.timeout(30_000),
         method: 'POST',
         headers: {'content-type': 'application/json'},
         body: JSON.stringify(spaceID ? {spaceID} : {}),
