@@ -36,6 +36,8 @@ $('clear-log').addEventListener('click', () => logList.replaceChildren());
 function showError(text, retry) {
   $('error-text').textContent = text;
   $('error').hidden = false;
+  $('status').dataset.online = 'false';
+  $('status-label').textContent = 'Unreachable';
   $('retry').onclick = retry;
 }
 
