@@ -1,0 +1,132 @@
+//! Reading and writing the attributes of one item. A stored item that does not have the
+//! shape this crate writes is [`StoreError::Corrupt`]; messages name the attribute, never
+//! its content.
+
+use crate::schema;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+use std::collections::HashMap;
+use sync_core::store::StoreError;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The primary key of one item.
+pub(crate) fn key(pk: &str, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        (schema::PK.to_owned(), s(pk)),
+        (schema::SK.to_owned(), s(sk)),
+    ])
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        Some(_) => Err(corrupt(name, "is not a string")),
+        None => Err(corrupt(name, "is missing")),
+    }
+}
+
+pub(crate) fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| corrupt(name, "is not a non-negative integer")),
+        Some(_) => Err(corrupt(name, "is not a number")),
+        None => Err(corrupt(name, "is missing")),
+    }
+}
+
+/// An absent flag reads as `false`.
+pub(crate) fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(v)) => Ok(*v),
+        Some(_) => Err(corrupt(name, "is not a boolean")),
+        None => Ok(false),
+    }
+}
+
+/// The live value of an entry item; `None` when it is deleted.
+pub(crate) fn entry_value(item: &Item) -> Result<Option<Value>, StoreError> {
+    if get_bool(item, schema::DELETED)? {
+        return Ok(None);
+    }
+    let text = get_s(item, schema::VALUE)?;
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| corrupt(schema::VALUE, &format!("is not valid JSON ({e})")))
+}
+
+/// The attributes of an entry written at `version`; a deleted entry keeps no value.
+pub(crate) fn entry_item(
+    pk: &str,
+    key: &str,
+    value: Option<&Value>,
+    version: u64,
+) -> Result<Item, StoreError> {
+    let mut item = self::key(pk, schema::entry_sk(key));
+    item.insert(schema::VERSION.to_owned(), n(version));
+    item.insert(
+        schema::DELETED.to_owned(),
+        AttributeValue::Bool(value.is_none()),
+    );
+    if let Some(value) = value {
+        // Serializing a `Value` cannot fail (its map keys are strings); stay total anyway.
+        let text = serde_json::to_string(value)
+            .map_err(|e| StoreError::Corrupt(format!("entry value cannot be serialized: {e}")))?;
+        item.insert(schema::VALUE.to_owned(), s(text));
+    }
+    Ok(item)
+}
+
+fn corrupt(attribute: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("attribute `{attribute}` {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn entries_round_trip() {
+        let value = json!({"a": [1, 0.1, null, "ключ"]});
+        let item = entry_item("space#s", "k", Some(&value), 7).unwrap();
+        assert_eq!(get_s(&item, schema::SK).unwrap(), "e#k");
+        assert_eq!(get_n(&item, schema::VERSION).unwrap(), 7);
+        assert_eq!(entry_value(&item).unwrap(), Some(value));
+        // JSON null is a live value, not a deletion.
+        let null = entry_item("space#s", "k", Some(&Value::Null), 8).unwrap();
+        assert_eq!(entry_value(&null).unwrap(), Some(Value::Null));
+    }
+
+    #[test]
+    fn deleted_entries_keep_no_value() {
+        let item = entry_item("space#s", "k", None, 3).unwrap();
+        assert!(!item.contains_key(schema::VALUE));
+        assert!(get_bool(&item, schema::DELETED).unwrap());
+        assert_eq!(entry_value(&item).unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_items_are_corrupt() {
+        let mut item = key("space#s", "e#k");
+        assert!(matches!(entry_value(&item), Err(StoreError::Corrupt(_))));
+        item.insert(schema::VALUE.to_owned(), s("{not json"));
+        let err = entry_value(&item).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)));
+        assert!(
+            !err.to_string().contains("not json"),
+            "messages carry no data"
+        );
+        item.insert(schema::VERSION.to_owned(), AttributeValue::N("-1".into()));
+        assert!(get_n(&item, schema::VERSION).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! The single-table layout: key, attribute and index names, and how items are keyed.
+//!
+//! Everything a deployment template or an operator needs to know about the table is a
+//! public constant here, so the template and the code cannot drift apart silently.
+
+/// Partition key (S): `space#<spaceID>` for every item of a space.
+pub const PK: &str = "pk";
+/// Sort key (S): `meta`, `e#<key>`, `c#<clientID>` or `g#<clientGroupID>`.
+pub const SK: &str = "sk";
+
+/// Local secondary index on (`pk`, `version`), projection ALL: a pull reads only what
+/// changed since its cookie. Only entries and clients carry `version`, so the space item
+/// and group items stay out of it.
+pub const VERSION_INDEX: &str = "version-index";
+
+/// Time-to-live attribute (N, epoch seconds) for items that expire on their own, such as
+/// poke connections.
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+/// Space item: the version counter (N). Deliberately not called `version`, which would put
+/// the space item into the version index.
+pub const HEAD_VERSION: &str = "headVersion";
+/// Space item: creation time (N, epoch milliseconds).
+pub const CREATED_AT: &str = "createdAt";
+
+/// Entry and client items: the version of their last change (N); the index's sort key.
+pub const VERSION: &str = "version";
+/// Entry item: the JSON text of the value (S); absent when deleted.
+pub const VALUE: &str = "value";
+/// Entry item: soft-delete flag (BOOL), so a pull can report `del`.
+pub const DELETED: &str = "deleted";
+
+/// Client item: the group the client belongs to (S).
+pub const CLIENT_GROUP_ID: &str = "clientGroupID";
+/// Client item: the last processed mutation ID (N).
+pub const LAST_MUTATION_ID: &str = "lastMutationID";
+
+/// Client-group item: the user who owns the group (S; `""` when anonymous).
+pub const OWNER: &str = "owner";
+
+/// Sort key of the space item.
+pub const META_SK: &str = "meta";
+/// Sort-key prefix of entries.
+pub const ENTRY_PREFIX: &str = "e#";
+/// Sort-key prefix of clients.
+pub const CLIENT_PREFIX: &str = "c#";
+/// Sort-key prefix of client groups.
+pub const GROUP_PREFIX: &str = "g#";
+
+/// The partition key of a space.
+pub fn space_pk(space_id: &str) -> String {
+    format!("space#{space_id}")
+}
+
+pub fn entry_sk(key: &str) -> String {
+    format!("{ENTRY_PREFIX}{key}")
+}
+
+pub fn client_sk(client_id: &str) -> String {
+    format!("{CLIENT_PREFIX}{client_id}")
+}
+
+pub fn group_sk(client_group_id: &str) -> String {
+    format!("{GROUP_PREFIX}{client_group_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(space_pk("abc"), "space#abc");
+        assert_eq!(entry_sk("item/1"), "e#item/1");
+        assert_eq!(client_sk("c1"), "c#c1");
+        assert_eq!(group_sk("g1"), "g#g1");
+        // The prefixes must not be prefixes of each other or of the space item's key.
+        for (a, b) in [(ENTRY_PREFIX, CLIENT_PREFIX), (CLIENT_PREFIX, GROUP_PREFIX)] {
+            assert!(!a.starts_with(b) && !b.starts_with(a));
+        }
+        assert!(!META_SK.contains('#'));
+    }
+}
