@@ -58,12 +58,19 @@ fn open_sqlite(data_dir: &Path) -> Result<OpenedStore, StoreChoiceError> {
     })
 }
 
+/// The DynamoDB adapter; the table is created when missing, so a fresh local endpoint
+/// (such as moto) works with no setup.
 async fn open_dynamodb(endpoint: &str, table: &str) -> Result<Arc<dyn Store>, StoreChoiceError> {
-    let _ = table;
-    Err(StoreChoiceError::DynamoDb {
-        endpoint: endpoint.to_owned(),
-        message: "this build has no DynamoDB adapter".to_owned(),
-    })
+    // Reads DYNAMODB_ENDPOINT itself (the same variable the config read), plus the usual
+    // AWS region and credential variables.
+    let client = store_dynamodb::client_from_env().await;
+    store_dynamodb::create_table(&client, table)
+        .await
+        .map_err(|e| StoreChoiceError::DynamoDb {
+            endpoint: endpoint.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(Arc::new(store_dynamodb::DynamoStore::new(client, table)))
 }
 
 #[cfg(test)]
