@@ -1,50 +1,61 @@
 //! Shared pieces of the integration tests.
 //!
-//! DynamoDB tests run against a real DynamoDB-compatible server: `moto` in server mode.
-//! When `DYNAMODB_ENDPOINT` is set (the test command starts one moto for the whole run)
-//! it is used; otherwise each [`LocalDynamo`] spawns its own `moto_server` on a free
-//! loopback port and stops it when dropped.
+//! DynamoDB tests run against a real DynamoDB-compatible server: moto in server mode.
+//! When `DYNAMODB_ENDPOINT` is set (the test command starts one server for the whole run)
+//! it is used; otherwise the first [`LocalDynamo`] of a test binary starts one on a free
+//! loopback port (`serial_moto.py`: moto's server with one request at a time, because
+//! plain `moto_server` runs requests on several threads without locking its DynamoDB
+//! backend, so two racing conditional writes could both pass) and the last one to drop
+//! stops it.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-pub struct LocalDynamo {
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The launcher of the serialized moto server (`python3 serial_moto.py HOST PORT`).
+pub const SERIAL_MOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/serial_moto.py");
+
+struct Server {
     endpoint: String,
     child: Option<Child>,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A handle on the test binary's DynamoDB-compatible server.
+#[derive(Clone)]
+pub struct LocalDynamo {
+    server: Arc<Server>,
+}
+
 impl LocalDynamo {
     pub async fn start() -> LocalDynamo {
-        if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT")
-            && !endpoint.is_empty()
-        {
-            return LocalDynamo {
-                endpoint,
-                child: None,
-            };
+        static SHARED: Mutex<Weak<Server>> = Mutex::new(Weak::new());
+        let existing = SHARED.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
+        if let Some(server) = existing {
+            return LocalDynamo { server };
         }
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server must be installed (pip install 'moto[server]==5.2.1'); ./tests/run.sh installs it");
-        let dynamo = LocalDynamo {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child: Some(child),
-        };
-        wait_for_port(port, Duration::from_secs(30)).await;
-        dynamo
+        let server = Arc::new(start_server().await);
+        *SHARED.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&server);
+        LocalDynamo { server }
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.server.endpoint
     }
 
     pub async fn client(&self) -> aws_sdk_dynamodb::Client {
-        store_dynamodb::local_client(&self.endpoint).await
+        store_dynamodb::local_client(self.endpoint()).await
     }
 
     /// A new table with the product's schema and a name no other test uses.
@@ -57,13 +68,44 @@ impl LocalDynamo {
     }
 }
 
-impl Drop for LocalDynamo {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+async fn start_server() -> Server {
+    if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT")
+        && !endpoint.trim().is_empty()
+    {
+        return Server {
+            endpoint,
+            child: None,
+        };
     }
+    let port = free_port();
+    let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let child = Command::new(python)
+        .args([SERIAL_MOTO, "127.0.0.1", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 with moto[server]==5.2.1 must be installed; ./tests/run.sh installs it");
+    let mut server = Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        child: Some(child),
+    };
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            panic!("moto exited during startup (is moto[server] installed?): {status}");
+        }
+        assert!(
+            started.elapsed() < STARTUP_TIMEOUT,
+            "moto did not answer within {STARTUP_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
 }
 
 pub fn free_port() -> u16 {
@@ -71,18 +113,4 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
-}
-
-async fn wait_for_port(port: u16, limit: Duration) {
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < limit,
-            "moto_server did not start on port {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
