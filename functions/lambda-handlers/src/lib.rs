@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod http_adapter;
 pub mod logging;
+pub mod permissions;
 pub mod poker;
 pub mod websocket;
 

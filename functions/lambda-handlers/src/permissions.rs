@@ -1,0 +1,123 @@
+//! What each Lambda binary needs from its deployment: the environment variables it reads
+//! and the AWS calls its code makes, with the IAM actions those calls require.
+//!
+//! `infra/template.yaml` sets exactly these variables and grants exactly these actions
+//! (least privilege). `tests/template.rs` holds the template against this declaration, and
+//! the declaration against the code: it runs each binary's code path against a local
+//! DynamoDB-compatible server and compares the requests actually sent. When a handler
+//! starts calling something new, that test fails until the declaration and the template
+//! say so.
+//!
+//! IAM has no action named after a transaction: each `Put`, `Update`, `Delete` or
+//! `ConditionCheck` inside `TransactWriteItems` needs `dynamodb:PutItem`, `UpdateItem`,
+//! `DeleteItem` or `ConditionCheckItem`, and each `Get` of `TransactGetItems` needs
+//! `dynamodb:GetItem`.
+
+use crate::config;
+
+/// The variable `RUST_LOG` that [`crate::logging::init`] reads.
+pub const RUST_LOG: &str = tracing_subscriber::EnvFilter::DEFAULT_ENV;
+
+/// Variables the code reads that a deployment must not set: local runs only.
+pub const LOCAL_ONLY_ENV: &[&str] = &[config::DYNAMODB_ENDPOINT];
+
+/// The needs of one binary of `src/bin/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionNeeds {
+    /// The binary's name: the template's `BuildProperties.Binary`.
+    pub binary: &'static str,
+    /// Environment variables it reads (besides the ones Lambda sets).
+    pub env: &'static [&'static str],
+    /// DynamoDB API operations it sends, as the SDK names them.
+    pub dynamodb_operations: &'static [&'static str],
+    /// IAM actions on the table.
+    pub table_actions: &'static [&'static str],
+    /// IAM actions on the version index ([`store_dynamodb::schema::VERSION_INDEX`]).
+    pub index_actions: &'static [&'static str],
+    /// IAM actions on the WebSocket API's connections (`@connections/*` of its stage).
+    pub connection_actions: &'static [&'static str],
+}
+
+pub const SPACES: FunctionNeeds = FunctionNeeds {
+    binary: "spaces",
+    env: &[config::TABLE_NAME, RUST_LOG],
+    // createSpace: a conditional PutItem; spaceExists: GetItem.
+    dynamodb_operations: &["GetItem", "PutItem"],
+    table_actions: &["dynamodb:GetItem", "dynamodb:PutItem"],
+    index_actions: &[],
+    connection_actions: &[],
+};
+
+pub const PUSH: FunctionNeeds = FunctionNeeds {
+    binary: "push",
+    env: &[config::TABLE_NAME, RUST_LOG, config::WEBSOCKET_ENDPOINT],
+    // The snapshot (TransactGetItems), mutators' reads (GetItem, Query by key prefix), the
+    // commit (TransactWriteItems: Update of the space version, Puts), then the poke: the
+    // space's connections (Query) and the removal of gone ones (BatchWriteItem).
+    dynamodb_operations: &[
+        "BatchWriteItem",
+        "GetItem",
+        "Query",
+        "TransactGetItems",
+        "TransactWriteItems",
+    ],
+    table_actions: &[
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ],
+    index_actions: &[],
+    // PostToConnection.
+    connection_actions: &["execute-api:ManageConnections"],
+};
+
+pub const PULL: FunctionNeeds = FunctionNeeds {
+    binary: "pull",
+    env: &[config::TABLE_NAME, RUST_LOG],
+    // The space version (GetItem), the changes (Query on the version index), and moving
+    // the version past a cookie from the future (a conditional UpdateItem).
+    dynamodb_operations: &["GetItem", "Query", "UpdateItem"],
+    table_actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    index_actions: &["dynamodb:Query"],
+    connection_actions: &[],
+};
+
+pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
+    binary: "ws-connect",
+    env: &[config::TABLE_NAME, RUST_LOG],
+    // The space must exist (GetItem); the connection's two records (BatchWriteItem).
+    dynamodb_operations: &["BatchWriteItem", "GetItem"],
+    table_actions: &["dynamodb:BatchWriteItem", "dynamodb:GetItem"],
+    index_actions: &[],
+    connection_actions: &[],
+};
+
+pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
+    binary: "ws-disconnect",
+    env: &[config::TABLE_NAME, RUST_LOG],
+    // The connection's space (GetItem); deleting its two records (BatchWriteItem).
+    dynamodb_operations: &["BatchWriteItem", "GetItem"],
+    table_actions: &["dynamodb:BatchWriteItem", "dynamodb:GetItem"],
+    index_actions: &[],
+    connection_actions: &[],
+};
+
+pub const WS_DEFAULT: FunctionNeeds = FunctionNeeds {
+    binary: "ws-default",
+    env: &[RUST_LOG],
+    dynamodb_operations: &[],
+    table_actions: &[],
+    index_actions: &[],
+    connection_actions: &[],
+};
+
+/// Every binary of `src/bin/`.
+pub const FUNCTIONS: &[FunctionNeeds] =
+    &[SPACES, PUSH, PULL, WS_CONNECT, WS_DISCONNECT, WS_DEFAULT];
+
+/// The needs of the binary named `binary`.
+pub fn of(binary: &str) -> Option<&'static FunctionNeeds> {
+    FUNCTIONS.iter().find(|f| f.binary == binary)
+}

@@ -1,0 +1,120 @@
+//! An SDK interceptor that reads every request as it goes out and records the IAM actions
+//! AWS would authorize it against, with where they apply: the ground truth that the
+//! declared permissions are checked against.
+
+use super::template::{Grant, Scope};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+#[derive(Debug, Clone)]
+pub struct IamRecorder {
+    /// The sync table: a request to any other table is recorded as out of scope.
+    table: String,
+    grants: Arc<Mutex<BTreeSet<Grant>>>,
+}
+
+impl IamRecorder {
+    pub fn new(table: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+            grants: Arc::default(),
+        }
+    }
+
+    pub fn grants(&self) -> BTreeSet<Grant> {
+        self.grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record(&self, action: &str, scope: Scope) {
+        self.grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((action.to_owned(), scope));
+    }
+
+    fn table_scope(&self, body: &Value, table: Option<&str>) -> Scope {
+        match (table, body["IndexName"].as_str()) {
+            (Some(t), None) if t == self.table => Scope::Table,
+            (Some(t), Some(index)) if t == self.table => Scope::Index(index.to_owned()),
+            (t, _) => Scope::Other(format!("table {t:?}")),
+        }
+    }
+
+    /// The IAM actions of one DynamoDB request (JSON protocol: the body names the tables).
+    fn record_dynamodb(&self, operation: &str, body: &Value) {
+        match operation {
+            "TransactWriteItems" | "TransactGetItems" => {
+                for item in body["TransactItems"].as_array().into_iter().flatten() {
+                    for (kind, action) in [
+                        ("Put", "dynamodb:PutItem"),
+                        ("Update", "dynamodb:UpdateItem"),
+                        ("Delete", "dynamodb:DeleteItem"),
+                        ("ConditionCheck", "dynamodb:ConditionCheckItem"),
+                        ("Get", "dynamodb:GetItem"),
+                    ] {
+                        let action_body = &item[kind];
+                        if !action_body.is_null() {
+                            let scope =
+                                self.table_scope(action_body, action_body["TableName"].as_str());
+                            self.record(action, scope);
+                        }
+                    }
+                }
+            }
+            "BatchWriteItem" | "BatchGetItem" => {
+                let tables = body["RequestItems"].as_object().into_iter().flatten();
+                for (table, _) in tables {
+                    let scope = self.table_scope(&Value::Null, Some(table));
+                    self.record(&format!("dynamodb:{operation}"), scope);
+                }
+            }
+            _ => {
+                let scope = self.table_scope(body, body["TableName"].as_str());
+                self.record(&format!("dynamodb:{operation}"), scope);
+            }
+        }
+    }
+}
+
+impl Intercept for IamRecorder {
+    fn name(&self) -> &'static str {
+        "IamRecorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
+        let request = context.request();
+        if request.headers().get("x-amz-target").is_some() {
+            let body: Value = request
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null);
+            self.record_dynamodb(operation, &body);
+        } else if request.uri().contains("/@connections/") {
+            // PostToConnection, GetConnection and DeleteConnection share one action.
+            self.record("execute-api:ManageConnections", Scope::Connections);
+        } else {
+            self.record(
+                &format!("unknown:{operation}"),
+                Scope::Other(request.uri().to_owned()),
+            );
+        }
+        Ok(())
+    }
+}

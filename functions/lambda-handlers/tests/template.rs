@@ -1,0 +1,774 @@
+//! `infra/template.yaml` held against the code: one function per binary, the environment
+//! each binary reads, the routes, the table's schema, and least-privilege IAM. The IAM
+//! declaration of `lambda_handlers::permissions` is itself checked against the requests
+//! each binary's code path really sends, to a DynamoDB-compatible server (moto) and to the
+//! Management API stand-in.
+
+mod support;
+
+use apigw_management_standin::Standin;
+use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use lambda_handlers::connections::ConnectionTable;
+use lambda_handlers::permissions::{self, FunctionNeeds};
+use lambda_handlers::poker::ApiGatewayPoker;
+use lambda_handlers::websocket::{WebSocketRoutes, keep_alive};
+use lambda_handlers::{HttpFunction, bootstrap, config};
+use serde_json::{Value as Json, json};
+use serde_yaml::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use store_dynamodb::{DynamoStore, RequestCounter, schema};
+use support::iam::IamRecorder;
+use support::template::{Grant, Scope, Template, get_att, grants_of, ref_of, strings, sub_of};
+use support::{http_event, ws_event};
+use sync_core::poke::NoPoker;
+use sync_core::{Route, SpaceId, Store};
+use test_support::LocalDynamo;
+
+const ALL_ROUTES: [Route; 4] = [
+    Route::CreateSpace,
+    Route::SpaceExists,
+    Route::Push,
+    Route::Pull,
+];
+
+fn crate_file(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
+}
+
+fn bin_source(binary: &str) -> String {
+    crate_file(&format!("src/bin/{binary}.rs"))
+}
+
+/// The binary targets of this package, as Cargo sees them (src/bin/*.rs and any [[bin]]).
+fn cargo_binaries() -> BTreeSet<String> {
+    let output = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Json = serde_json::from_slice(&output.stdout).expect("cargo metadata JSON");
+    let package = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == env!("CARGO_PKG_NAME"))
+        .expect("this package in cargo metadata");
+    package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .map(|t| t["name"].as_str().expect("a target name").to_owned())
+        .collect()
+}
+
+fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    items.into_iter().map(str::to_owned).collect()
+}
+
+fn declared_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
+    let scoped = |actions: &[&str], scope: Scope| -> Vec<Grant> {
+        actions
+            .iter()
+            .map(|a| ((*a).to_owned(), scope.clone()))
+            .collect()
+    };
+    let mut grants = BTreeSet::new();
+    grants.extend(scoped(needs.table_actions, Scope::Table));
+    grants.extend(scoped(
+        needs.index_actions,
+        Scope::Index(schema::VERSION_INDEX.to_owned()),
+    ));
+    grants.extend(scoped(needs.connection_actions, Scope::Connections));
+    grants
+}
+
+#[test]
+fn one_function_per_binary_built_by_cargo_lambda() {
+    let t = Template::load();
+    let binaries = cargo_binaries();
+    let deployed: Vec<String> = t.functions().iter().map(|f| f.binary.clone()).collect();
+    let deployed_set: BTreeSet<String> = deployed.iter().cloned().collect();
+    assert_eq!(
+        deployed.len(),
+        deployed_set.len(),
+        "a binary deployed twice: {deployed:?}"
+    );
+    assert_eq!(deployed_set, binaries, "template functions vs src/bin");
+    assert_eq!(
+        set(permissions::FUNCTIONS.iter().map(|f| f.binary)),
+        binaries,
+        "permissions::FUNCTIONS vs src/bin"
+    );
+
+    for f in t.functions() {
+        let id = &f.id;
+        assert_eq!(
+            f.resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        assert_eq!(f.prop("Runtime").as_str(), Some("provided.al2023"), "{id}");
+        assert_eq!(f.prop("Handler").as_str(), Some("bootstrap"), "{id}");
+        let architectures = f
+            .prop("Architectures")
+            .as_sequence()
+            .expect("Architectures");
+        assert_eq!(architectures.len(), 1, "{id}");
+        assert_eq!(ref_of(&architectures[0]), Some("Architecture"), "{id}");
+        assert_eq!(
+            f.prop("LoggingConfig")["LogFormat"].as_str(),
+            Some("JSON"),
+            "{id}"
+        );
+        assert!(
+            f.prop("MemorySize").as_u64().is_some_and(|m| m >= 128),
+            "{id}: MemorySize"
+        );
+        let timeout = f.prop("Timeout").as_u64().expect("Timeout");
+        if !f.http_routes().is_empty() {
+            // API Gateway HTTP APIs give an integration 30 seconds.
+            assert!(
+                timeout < 30,
+                "{id}: Timeout {timeout} s outlives the HTTP API's 30 s"
+            );
+        }
+        // CodeUri is the Cargo workspace that holds this package.
+        let code = t
+            .dir
+            .join(f.prop("CodeUri").as_str().expect("CodeUri: a path"));
+        let code = code.canonicalize().expect("CodeUri exists");
+        assert_eq!(code, support::template::workspace_root(), "{id}: CodeUri");
+        let manifest = std::fs::read_to_string(code.join("Cargo.toml")).expect("Cargo.toml");
+        assert!(
+            manifest.contains("[workspace]") && manifest.contains("\"functions/lambda-handlers\"")
+        );
+    }
+
+    let architecture = &t.doc["Parameters"]["Architecture"];
+    assert_eq!(architecture["Default"].as_str(), Some("x86_64"));
+    assert_eq!(strings(&architecture["AllowedValues"]), ["x86_64", "arm64"]);
+}
+
+/// `pub const NAME: &str = "VALUE";` of src/config.rs: the variables named there.
+fn config_env_names() -> BTreeSet<String> {
+    crate_file("src/config.rs")
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("pub const "))
+        .filter_map(|rest| rest.split_once(": &str = \""))
+        .filter_map(|(_, value)| value.split_once('"'))
+        .map(|(value, _)| value.to_owned())
+        .collect()
+}
+
+#[test]
+fn environment_is_what_each_binary_reads() {
+    // The declaration against the code. Binaries read the environment only through the
+    // library's entry points, and each entry point reads known variables.
+    let bootstrap = crate_file("src/bootstrap.rs");
+    assert!(
+        bootstrap.contains("config::table_name()"),
+        "bootstrap::dynamo reads TABLE_NAME"
+    );
+    assert!(bootstrap.contains("store_dynamodb::client_from_env()"));
+    assert!(
+        bootstrap.contains("config::WEBSOCKET_ENDPOINT"),
+        "bootstrap::poker"
+    );
+    assert!(crate_file("src/config.rs").contains("required(TABLE_NAME)"));
+    assert!(
+        crate_file("src/logging.rs").contains("from_default_env()"),
+        "logging reads RUST_LOG"
+    );
+    assert_eq!(config::DYNAMODB_ENDPOINT, store_dynamodb::ENDPOINT_ENV);
+    assert_eq!(config::TABLE_NAME, store_dynamodb::TABLE_NAME_ENV);
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("config.rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains("env::var"),
+                "{} reads the environment outside config.rs",
+                path.display()
+            );
+        }
+    }
+    let entry_points: [(&str, &[&str]); 3] = [
+        // DYNAMODB_ENDPOINT too, through store_dynamodb::client_from_env: local-only.
+        ("bootstrap::dynamo(", &[config::TABLE_NAME]),
+        ("bootstrap::poker(", &[config::WEBSOCKET_ENDPOINT]),
+        ("logging::init(", &[permissions::RUST_LOG]),
+    ];
+    for needs in permissions::FUNCTIONS {
+        let source = bin_source(needs.binary);
+        assert!(
+            !source.contains("env::var") && !source.contains("config::"),
+            "{}",
+            needs.binary
+        );
+        let read: BTreeSet<String> = entry_points
+            .iter()
+            .filter(|(call, _)| source.contains(call))
+            .flat_map(|(_, vars)| vars.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            read,
+            set(needs.env.iter().copied()),
+            "{}: variables read",
+            needs.binary
+        );
+    }
+    // Every variable of config.rs is set for some function, or is local-only.
+    for name in config_env_names() {
+        let deployed = permissions::FUNCTIONS
+            .iter()
+            .any(|f| f.env.contains(&name.as_str()));
+        let local = permissions::LOCAL_ONLY_ENV.contains(&name.as_str());
+        assert!(
+            deployed != local,
+            "{name}: deployed {deployed}, local-only {local}"
+        );
+    }
+
+    // The template against the declaration: exactly those variables, with the right values.
+    let t = Template::load();
+    let table = t.only_id_of_type("AWS::DynamoDB::Table");
+    let api = t.websocket_api();
+    let stage = t.websocket_stage();
+    for f in t.functions() {
+        let needs = permissions::of(&f.binary).expect("declared");
+        let env = f.env();
+        assert_eq!(
+            env.keys().cloned().collect::<BTreeSet<_>>(),
+            set(needs.env.iter().copied()),
+            "{}: environment",
+            f.id
+        );
+        for local in permissions::LOCAL_ONLY_ENV {
+            assert!(
+                !env.contains_key(*local),
+                "{}: {local} is for local runs only",
+                f.id
+            );
+        }
+        for (name, value) in &env {
+            match name.as_str() {
+                config::TABLE_NAME => assert_eq!(ref_of(value), Some(table.as_str()), "{}", f.id),
+                permissions::RUST_LOG => assert_eq!(ref_of(value), Some("LogLevel"), "{}", f.id),
+                config::WEBSOCKET_ENDPOINT => assert_eq!(
+                    sub_of(value),
+                    Some(
+                        format!("https://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{stage}}}")
+                            .as_str()
+                    ),
+                    "{}: the Management API endpoint of the WebSocket stage",
+                    f.id
+                ),
+                other => panic!("{}: unexpected variable {other}", f.id),
+            }
+        }
+    }
+    let log_level = &t.doc["Parameters"]["LogLevel"];
+    assert_eq!(log_level["Default"].as_str(), Some("info"));
+}
+
+#[test]
+fn http_routes_reach_the_functions_that_serve_them() {
+    let t = Template::load();
+    let api = t.only_id_of_type("AWS::Serverless::HttpApi");
+    let mut deployed = Vec::new();
+    for f in t.functions() {
+        let mut served = BTreeSet::new();
+        for (method, path, api_id) in f.http_routes() {
+            assert_eq!(
+                (method.as_str(), api_id.as_str()),
+                ("POST", api.as_str()),
+                "{}",
+                f.id
+            );
+            let route = Route::from_path(&path).unwrap_or_else(|| panic!("{path}: no such route"));
+            assert_eq!(path, format!("/api/replicache/{}", route.name()));
+            served.insert(format!("{route:?}"));
+            deployed.push(route);
+        }
+        // The routes the binary hands to its HttpFunction.
+        let source = bin_source(&f.binary);
+        let handled: BTreeSet<String> = ALL_ROUTES
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .filter(|r| source.contains(&format!("Route::{r}")))
+            .collect();
+        assert_eq!(
+            served, handled,
+            "{}: routes deployed vs routes handled",
+            f.id
+        );
+    }
+    deployed.sort_by_key(|r| r.name());
+    let mut all = ALL_ROUTES.to_vec();
+    all.sort_by_key(|r| r.name());
+    assert_eq!(deployed, all, "every route deployed exactly once");
+
+    let cors = &t.resource(&api)["Properties"]["CorsConfiguration"];
+    let lower = |v: &Value| -> BTreeSet<String> {
+        strings(v).iter().map(|s| s.to_ascii_lowercase()).collect()
+    };
+    assert_eq!(lower(&cors["AllowMethods"]), set(["options", "post"]));
+    assert_eq!(
+        lower(&cors["AllowHeaders"]),
+        set(["authorization", "content-type", "x-replicache-requestid"])
+    );
+    // Fn::Split of the AllowedOrigins parameter (see the template for why not a list).
+    let split = cors["AllowOrigins"]["Fn::Split"]
+        .as_sequence()
+        .expect("AllowOrigins: Fn::Split");
+    assert_eq!(split[0].as_str(), Some(","));
+    assert_eq!(ref_of(&split[1]), Some("AllowedOrigins"));
+    assert_eq!(
+        t.doc["Parameters"]["AllowedOrigins"]["Default"].as_str(),
+        Some("*")
+    );
+}
+
+#[test]
+fn websocket_routes_reach_their_functions() {
+    let t = Template::load();
+    let api = t.websocket_api();
+    let props = &t.resource(&api)["Properties"];
+    assert_eq!(
+        props["RouteSelectionExpression"].as_str(),
+        Some("$request.body.action")
+    );
+    let expected = BTreeMap::from([
+        ("$connect", ("ws-connect", ".connect(")),
+        ("$disconnect", ("ws-disconnect", ".disconnect(")),
+        ("$default", ("ws-default", "keep_alive(")),
+    ]);
+    let function_ids: BTreeMap<String, String> = t
+        .functions()
+        .into_iter()
+        .map(|f| (f.id.clone(), f.binary.clone()))
+        .collect();
+    let route_ids = t.ids_of_type("AWS::ApiGatewayV2::Route");
+    let mut seen = BTreeSet::new();
+    for route_id in &route_ids {
+        let route = &t.resource(route_id)["Properties"];
+        assert_eq!(ref_of(&route["ApiId"]), Some(api.as_str()), "{route_id}");
+        let key = route["RouteKey"].as_str().expect("RouteKey");
+        let (binary, handler) = expected
+            .get(key)
+            .unwrap_or_else(|| panic!("unexpected route {key}"));
+        let integration_id = sub_of(&route["Target"])
+            .and_then(|s| s.strip_prefix("integrations/${"))
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{route_id}: Target is not integrations/${{...}}"));
+        let integration = &t.resource(integration_id)["Properties"];
+        assert_eq!(ref_of(&integration["ApiId"]), Some(api.as_str()));
+        assert_eq!(integration["IntegrationType"].as_str(), Some("AWS_PROXY"));
+        let uri = sub_of(&integration["IntegrationUri"]).expect("IntegrationUri: Fn::Sub");
+        let function_id = uri
+            .strip_prefix("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${")
+            .and_then(|s| s.strip_suffix(".Arn}/invocations"))
+            .unwrap_or_else(|| panic!("{integration_id}: unexpected IntegrationUri {uri}"));
+        assert_eq!(
+            function_ids.get(function_id).map(String::as_str),
+            Some(*binary),
+            "{key}"
+        );
+        assert!(
+            bin_source(binary).contains(handler),
+            "{binary} handles {key} with {handler}"
+        );
+
+        // API Gateway may invoke the function for this route only.
+        let permission = t
+            .ids_of_type("AWS::Lambda::Permission")
+            .into_iter()
+            .find(|p| ref_of(&t.resource(p)["Properties"]["FunctionName"]) == Some(function_id))
+            .unwrap_or_else(|| panic!("no AWS::Lambda::Permission for {function_id}"));
+        let permission = &t.resource(&permission)["Properties"];
+        assert_eq!(permission["Action"].as_str(), Some("lambda:InvokeFunction"));
+        assert_eq!(
+            permission["Principal"].as_str(),
+            Some("apigateway.amazonaws.com")
+        );
+        assert_eq!(
+            sub_of(&permission["SourceArn"]),
+            Some(
+                format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/*/{key}")
+                    .as_str()
+            )
+        );
+        seen.insert(key);
+    }
+    assert_eq!(seen, expected.keys().copied().collect::<BTreeSet<_>>());
+
+    // The stage serves all three routes: it deploys itself after they exist.
+    let stage = t.resource(&t.websocket_stage());
+    assert_eq!(stage["Properties"]["AutoDeploy"].as_bool(), Some(true));
+    assert!(
+        stage["Properties"]["DeploymentId"].is_null(),
+        "AutoDeploy takes no DeploymentId"
+    );
+    let depends: BTreeSet<String> = strings(&stage["DependsOn"]).into_iter().collect();
+    assert_eq!(depends, route_ids.into_iter().collect::<BTreeSet<_>>());
+}
+
+#[test]
+fn table_matches_the_store_schema() {
+    let t = Template::load();
+    let table = t.resource(&t.only_id_of_type("AWS::DynamoDB::Table"));
+    // The table holds all the data: neither deleting the stack nor replacing it drops it.
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert!(p["TableName"].is_null(), "CloudFormation names the table");
+    let keys = |v: &Value| -> Vec<(String, String)> {
+        v.as_sequence()
+            .expect("a KeySchema")
+            .iter()
+            .map(|k| {
+                let name = k["AttributeName"].as_str().expect("AttributeName");
+                (
+                    name.to_owned(),
+                    k["KeyType"].as_str().expect("KeyType").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        keys(&p["KeySchema"]),
+        [pair(schema::PK, "HASH"), pair(schema::SK, "RANGE")]
+    );
+    let attributes: BTreeMap<String, String> = p["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            let name = a["AttributeName"].as_str().expect("AttributeName");
+            (
+                name.to_owned(),
+                a["AttributeType"]
+                    .as_str()
+                    .expect("AttributeType")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attributes,
+        BTreeMap::from([
+            pair(schema::PK, "S"),
+            pair(schema::SK, "S"),
+            pair(schema::VERSION, "N")
+        ])
+    );
+    let indexes = p["LocalSecondaryIndexes"]
+        .as_sequence()
+        .expect("LocalSecondaryIndexes");
+    assert_eq!(indexes.len(), 1);
+    assert_eq!(
+        indexes[0]["IndexName"].as_str(),
+        Some(schema::VERSION_INDEX)
+    );
+    assert_eq!(
+        keys(&indexes[0]["KeySchema"]),
+        [pair(schema::PK, "HASH"), pair(schema::VERSION, "RANGE")]
+    );
+    assert_eq!(
+        indexes[0]["Projection"]["ProjectionType"].as_str(),
+        Some("ALL")
+    );
+    assert!(p["GlobalSecondaryIndexes"].is_null());
+    let ttl = &p["TimeToLiveSpecification"];
+    assert_eq!(ttl["AttributeName"].as_str(), Some(schema::TTL_ATTRIBUTE));
+    assert_eq!(ttl["Enabled"].as_bool(), Some(true));
+    // The connection records carry the same TTL attribute.
+    assert!(crate_file("src/connections.rs").contains(&format!("\"{}\"", schema::TTL_ATTRIBUTE)));
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+}
+
+#[test]
+fn iam_grants_exactly_the_declared_actions() {
+    let t = Template::load();
+    for f in t.functions() {
+        let needs = permissions::of(&f.binary).expect("declared");
+        let granted = grants_of(&t, &f);
+        let declared = declared_grants(needs);
+        assert_eq!(
+            granted,
+            declared,
+            "{}: granted but not needed {:?}; needed but not granted {:?}",
+            f.id,
+            granted.difference(&declared).collect::<Vec<_>>(),
+            declared.difference(&granted).collect::<Vec<_>>()
+        );
+        // Nothing beyond the inline policies (SAM adds the basic logging role itself).
+        for key in ["Role", "PermissionsBoundary"] {
+            assert!(f.prop(key).is_null(), "{}: {key}", f.id);
+        }
+    }
+    // Only the poking function may post to connections.
+    let posting: Vec<&str> = permissions::FUNCTIONS
+        .iter()
+        .filter(|f| !f.connection_actions.is_empty())
+        .map(|f| f.binary)
+        .collect();
+    assert_eq!(posting, ["push"]);
+}
+
+#[test]
+fn outputs_give_the_client_its_urls() {
+    let t = Template::load();
+    let outputs = &t.doc["Outputs"];
+    let http = t.only_id_of_type("AWS::Serverless::HttpApi");
+    let ws = t.websocket_api();
+    let stage = t.websocket_stage();
+    assert_eq!(
+        sub_of(&outputs["HttpApiUrl"]["Value"]),
+        Some(
+            format!("https://${{{http}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}")
+                .as_str()
+        )
+    );
+    // The HTTP API serves its $default stage, so the routes sit at the root of that URL.
+    assert!(t.resource(&http)["Properties"]["StageName"].is_null());
+    assert_eq!(
+        sub_of(&outputs["WebSocketUrl"]["Value"]),
+        Some(
+            format!(
+                "wss://${{{ws}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{stage}}}"
+            )
+            .as_str()
+        )
+    );
+    let table = t.only_id_of_type("AWS::DynamoDB::Table");
+    assert_eq!(ref_of(&outputs["TableName"]["Value"]), Some(table.as_str()));
+    assert!(get_att(&outputs["TableName"]["Value"]).is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// The declaration against reality: each binary's code path, wired as its `main` wires it,
+// against moto and the Management API stand-in, with every request recorded.
+// ---------------------------------------------------------------------------------------
+
+struct Observer {
+    counter: RequestCounter,
+    recorder: IamRecorder,
+}
+
+impl Observer {
+    fn new(table: &str) -> Self {
+        Self {
+            counter: RequestCounter::new(),
+            recorder: IamRecorder::new(table),
+        }
+    }
+
+    /// A copy of `base` whose requests are counted and recorded.
+    fn dynamodb(&self, base: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        let counted = store_dynamodb::with_counter(base, &self.counter);
+        aws_sdk_dynamodb::Client::from_conf(
+            counted
+                .config()
+                .to_builder()
+                .interceptor(self.recorder.clone())
+                .build(),
+        )
+    }
+
+    fn management(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+        let config = aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .interceptor(self.recorder.clone())
+            .build();
+        aws_sdk_apigatewaymanagement::Client::from_conf(config)
+    }
+
+    fn check(&self, needs: &FunctionNeeds) {
+        let operations: BTreeSet<String> = self.counter.snapshot().into_keys().collect();
+        assert_eq!(
+            operations,
+            set(needs.dynamodb_operations.iter().copied()),
+            "{}: DynamoDB operations sent vs declared",
+            needs.binary
+        );
+        let observed = self.recorder.grants();
+        let declared = declared_grants(needs);
+        assert!(
+            observed.is_subset(&declared),
+            "{}: requests needing undeclared permissions: {:?}",
+            needs.binary,
+            observed.difference(&declared).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            observed, declared,
+            "{}: declared permissions no request needed",
+            needs.binary
+        );
+    }
+}
+
+fn json_of(resp: &lambda_http::Response<lambda_http::Body>) -> Json {
+    let bytes: &[u8] = resp.body().as_ref();
+    serde_json::from_slice(bytes).expect("a JSON body")
+}
+
+fn increment(client: &str, id: u64) -> String {
+    json!({"pushVersion":1,"clientGroupID":format!("g-{client}"),"mutations":
+        [{"clientID":client,"id":id,"name":"increment","args":2,"timestamp":1.0}]})
+    .to_string()
+}
+
+fn pull(client: &str, cookie: Json) -> String {
+    json!({"pullVersion":1,"clientGroupID":format!("g-{client}"),"cookie":cookie}).to_string()
+}
+
+#[tokio::test]
+async fn declared_actions_match_the_requests_sent() {
+    let dynamo = LocalDynamo::start().await;
+    let base = dynamo.client().await;
+    let table = dynamo.fresh_table(&base, "template").await;
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(base.clone(), table.clone()));
+    let connections = ConnectionTable::new(base.clone(), table.clone());
+    let standin = Standin::start().await.expect("the Management API stand-in");
+
+    // spaces: createSpace, spaceExists.
+    let spaces = Observer::new(&table);
+    let f = HttpFunction::new(
+        bootstrap::sync_service(spaces.dynamodb(&base), table.clone(), Arc::new(NoPoker)),
+        &[Route::CreateSpace, Route::SpaceExists],
+    );
+    let created = f
+        .handle(http_event("/api/replicache/createSpace", None, "{}"))
+        .await;
+    assert_eq!(created.status(), 200);
+    let space_id = json_of(&created)["spaceID"]
+        .as_str()
+        .expect("spaceID")
+        .to_owned();
+    let exists = json!({ "spaceID": space_id }).to_string();
+    let resp = f
+        .handle(http_event("/api/replicache/spaceExists", None, &exists))
+        .await;
+    assert_eq!(json_of(&resp), json!({"spaceExists": true}));
+    spaces.check(&permissions::SPACES);
+    let space = SpaceId::parse(&space_id).unwrap();
+
+    // push, poking one open connection and one gone (410) connection.
+    connections.add(&space, "open=").await.unwrap();
+    connections.add(&space, "gone=").await.unwrap();
+    standin.open("open=");
+    let push = Observer::new(&table);
+    let client = push.dynamodb(&base);
+    let poker = ApiGatewayPoker::new(
+        ConnectionTable::new(client.clone(), table.clone()),
+        push.management(&standin.endpoint()),
+    );
+    let f = HttpFunction::new(
+        bootstrap::sync_service(client, table.clone(), Arc::new(poker)),
+        &[Route::Push],
+    );
+    let resp = f
+        .handle(http_event(
+            "/api/replicache/push",
+            Some(&space_id),
+            &increment("c1", 1),
+        ))
+        .await;
+    assert_eq!((resp.status().as_u16(), json_of(&resp)), (200, json!({})));
+    assert_eq!(standin.messages("open="), [b"poke".to_vec()]);
+    assert_eq!(standin.posts("gone="), 1);
+    assert_eq!(connections.list(&space).await.unwrap(), ["open="]);
+    push.check(&permissions::PUSH);
+
+    // pull: from scratch, then with a cookie from the future (the version moves past it).
+    let pull_fn = Observer::new(&table);
+    let f = HttpFunction::new(
+        bootstrap::sync_service(pull_fn.dynamodb(&base), table.clone(), Arc::new(NoPoker)),
+        &[Route::Pull],
+    );
+    let resp = f
+        .handle(http_event(
+            "/api/replicache/pull",
+            Some(&space_id),
+            &pull("c1", Json::Null),
+        ))
+        .await;
+    assert_eq!(
+        json_of(&resp),
+        json!({"cookie":1,"lastMutationIDChanges":{"c1":1},
+               "patch":[{"op":"clear"},{"op":"put","key":"count","value":2}]})
+    );
+    let resp = f
+        .handle(http_event(
+            "/api/replicache/pull",
+            Some(&space_id),
+            &pull("c1", json!(1000)),
+        ))
+        .await;
+    assert_eq!(json_of(&resp)["cookie"], json!(1001));
+    pull_fn.check(&permissions::PULL);
+
+    // ws-connect.
+    let connect = Observer::new(&table);
+    let client = connect.dynamodb(&base);
+    let routes = WebSocketRoutes::new(
+        Arc::new(DynamoStore::new(client.clone(), table.clone())),
+        ConnectionTable::new(client, table.clone()),
+    );
+    let resp = routes
+        .connect(&ws_event("$connect", "new=", Some(&space_id)))
+        .await;
+    assert_eq!(resp.status_code, 200);
+    connect.check(&permissions::WS_CONNECT);
+
+    // ws-disconnect.
+    let disconnect = Observer::new(&table);
+    let client = disconnect.dynamodb(&base);
+    let routes = WebSocketRoutes::new(
+        Arc::new(DynamoStore::new(client.clone(), table.clone())),
+        ConnectionTable::new(client, table.clone()),
+    );
+    let resp = routes
+        .disconnect(&ws_event("$disconnect", "new=", None))
+        .await;
+    assert_eq!(resp.status_code, 200);
+    assert_eq!(connections.list(&space).await.unwrap(), ["open="]);
+    disconnect.check(&permissions::WS_DISCONNECT);
+
+    // ws-default holds no client at all.
+    assert_eq!(
+        keep_alive(&ws_event("$default", "open=", None)).status_code,
+        200
+    );
+    Observer::new(&table).check(&permissions::WS_DEFAULT);
+    assert_eq!(store.space_version(&space).await.unwrap(), Some(1001));
+}
