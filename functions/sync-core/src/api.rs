@@ -168,7 +168,11 @@ impl SyncService {
         };
         tracing::info!(
             route = route.map(Route::name).unwrap_or("none"),
-            space_id = req.space_id.unwrap_or(""),
+            // Only a valid ID is logged: the raw query value is whatever the client sent.
+            space_id = req
+                .space_id
+                .filter(|s| SpaceId::parse(s).is_ok())
+                .unwrap_or(""),
             status = response.status,
             request_bytes = req.body.len(),
             response_bytes = response.body.len(),
@@ -240,7 +244,7 @@ impl SyncService {
                 ));
             }
         };
-        let outcome = engine::push(
+        let result = engine::push(
             self.store.as_ref(),
             &self.mutators,
             &self.push_config,
@@ -248,14 +252,20 @@ impl SyncService {
             req.user,
             &push,
         )
-        .await?;
+        .await;
+        let committed = match &result {
+            Ok(outcome) => outcome.commits,
+            Err(failure) => failure.committed,
+        };
+        if committed > 0 {
+            // After the commit, never before; and also when a later commit of the same
+            // push failed: what was committed stands.
+            self.poker.poke(space).await;
+        }
+        let outcome = result.map_err(|failure| ApiError::from(failure.error))?;
         tracing::info!(space_id = %space, mutations = push.mutations.len(),
             processed = outcome.processed, failed = outcome.failed, commits = outcome.commits,
             conflicts = outcome.conflicts, truncated = outcome.truncated, "push");
-        if outcome.commits > 0 {
-            // After the commit, never before.
-            self.poker.poke(space).await;
-        }
         if outcome.client_state_not_found {
             return Ok(ApiResponse::json(200, &ClientError::ClientStateNotFound));
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use store_conformance::{mutation, new_space, pull_from, push_request};
 use sync_core::SpaceId;
-use sync_core::engine::push::PushError;
+use sync_core::engine::push::{PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::{MutationError, Mutator, Registry, app};
@@ -183,11 +183,23 @@ async fn clients_and_groups_are_checked() {
     // c1 belongs to g1: another group may not push for it.
     let req = push_request("g2", vec![mutation("c1", 2, "increment", json!(1))]);
     let err = engine::push(&store, &registry(), &config, &space, "alice", &req).await;
-    assert!(matches!(err, Err(PushError::ClientInOtherGroup { .. })));
+    assert!(matches!(
+        err,
+        Err(PushFailure {
+            error: PushError::ClientInOtherGroup { .. },
+            committed: 0
+        })
+    ));
     // g1 belongs to alice.
     let req = push_request("g1", vec![mutation("c2", 1, "increment", json!(1))]);
     let err = engine::push(&store, &registry(), &config, &space, "mallory", &req).await;
-    assert!(matches!(err, Err(PushError::GroupOwnedByOtherUser)));
+    assert!(matches!(
+        err,
+        Err(PushFailure {
+            error: PushError::GroupOwnedByOtherUser,
+            committed: 0
+        })
+    ));
     let full = pull_from(&store, &space, "g1", Cookie::Null).await;
     assert_eq!(put_value(&full.patch, "count"), Some(json!(1)));
 }
@@ -253,6 +265,12 @@ async fn contention_is_retried_a_bounded_number_of_times() {
     };
     let req = push_request("g", vec![mutation("c", 1, "increment", json!(1))]);
     let err = engine::push(store.as_ref(), &registry(), &config, &space, "", &req).await;
-    assert!(matches!(err, Err(PushError::Contended { conflicts: 5 })));
+    assert!(matches!(
+        err,
+        Err(PushFailure {
+            error: PushError::Contended { conflicts: 5 },
+            committed: 0
+        })
+    ));
     assert_eq!(store.commits.load(Ordering::Relaxed), 5);
 }

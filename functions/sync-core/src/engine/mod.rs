@@ -6,4 +6,4 @@ pub mod pull;
 pub mod push;
 
 pub use pull::pull;
-pub use push::{PushConfig, PushOutcome, push};
+pub use push::{PushConfig, PushFailure, PushOutcome, push};

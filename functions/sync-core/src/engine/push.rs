@@ -69,6 +69,16 @@ pub enum PushError {
     Store(#[from] StoreError),
 }
 
+/// A push that failed, and how many commits it made before failing: those stand, and
+/// the space must still be poked for them.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PushFailure {
+    #[source]
+    pub error: PushError,
+    pub committed: usize,
+}
+
 /// Applies `req` to `space` for `user` (the authenticated user, `""` when anonymous).
 pub async fn push(
     store: &dyn Store,
@@ -77,7 +87,26 @@ pub async fn push(
     space: &SpaceId,
     user: &str,
     req: &PushRequest,
-) -> Result<PushOutcome, PushError> {
+) -> Result<PushOutcome, PushFailure> {
+    let mut outcome = PushOutcome::default();
+    push_attempts(store, mutators, config, space, user, req, &mut outcome)
+        .await
+        .map(|()| outcome.clone())
+        .map_err(|error| PushFailure {
+            error,
+            committed: outcome.commits,
+        })
+}
+
+async fn push_attempts(
+    store: &dyn Store,
+    mutators: &Registry,
+    config: &PushConfig,
+    space: &SpaceId,
+    user: &str,
+    req: &PushRequest,
+    outcome: &mut PushOutcome,
+) -> Result<(), PushError> {
     let client_ids: Vec<String> = req
         .mutations
         .iter()
@@ -85,7 +114,6 @@ pub async fn push(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut outcome = PushOutcome::default();
     for attempt in 0..config.max_attempts {
         if attempt > 0 {
             tokio::time::sleep(backoff(config, attempt)).await;
@@ -96,8 +124,8 @@ pub async fn push(
             .ok_or(PushError::SpaceNotFound)?;
         authorize(&snapshot, req, user)?;
         let mut run = Attempt::new(store, mutators, config, space, user, req, snapshot);
-        match run.apply(&req.mutations, &mut outcome).await? {
-            CommitOutcome::Committed => return Ok(outcome),
+        match run.apply(&req.mutations, outcome).await? {
+            CommitOutcome::Committed => return Ok(()),
             CommitOutcome::Conflict => outcome.conflicts += 1,
         }
     }
