@@ -87,6 +87,17 @@ pub enum CommitOutcome {
     Conflict,
 }
 
+/// What a pull needs to know of a space's head: its version and, for adapters whose
+/// range reads can see a commit in part, the items the last commit wrote (opaque to the
+/// engine).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpaceHead {
+    pub version: Version,
+    /// Adapter-specific names of the items the commit that made `version` wrote; empty when
+    /// the adapter's reads are atomic (or the commit wrote nothing).
+    pub last_commit_items: Vec<String>,
+}
+
 /// One entry changed in `(since, upto]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryChange {
@@ -124,10 +135,19 @@ pub trait Store: Send + Sync {
         client_ids: &[String],
     ) -> Result<Option<PushSnapshot>, StoreError>;
 
-    /// The live (not deleted) value of one entry.
+    /// The live (not deleted) value of one entry, never older than the last commit whose
+    /// version a preceding [`Store::push_snapshot`] saw (a commit still being applied must
+    /// not show through as the value before it).
     async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError>;
 
     /// Live entries whose key starts with `prefix`, in key order, at most `limit`.
+    ///
+    /// Unlike [`Store::get_entry`], this need not be atomic with respect to a commit in
+    /// flight: an adapter whose range reads are read-committed (DynamoDB's `Query`) may
+    /// return part of a commit that is still being applied. A push built on such a scan is
+    /// still committed only if the space version has not moved, but that check protects
+    /// only what was read consistently (the snapshot and `get_entry`), not the scanned
+    /// values.
     async fn scan_entries(
         &self,
         space: &SpaceId,
@@ -147,4 +167,28 @@ pub trait Store: Send + Sync {
         since: Version,
         upto: Version,
     ) -> Result<Changes, StoreError>;
+
+    /// The space's head for a pull, read consistently; `None` for an unknown space.
+    /// Adapters whose [`Store::changes`] can see a commit in part also name the items the
+    /// last commit wrote, for [`Store::changes_to_head`] to check.
+    async fn space_head(&self, space: &SpaceId) -> Result<Option<SpaceHead>, StoreError> {
+        Ok(self.space_version(space).await?.map(|version| SpaceHead {
+            version,
+            last_commit_items: Vec::new(),
+        }))
+    }
+
+    /// [`Store::changes`] in `(since, head.version]`, made complete for a head whose
+    /// commit may still be being applied: everything `head` names is returned as that
+    /// commit wrote it, or the call fails with a temporary error.
+    async fn changes_to_head(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        since: Version,
+        head: &SpaceHead,
+    ) -> Result<Changes, StoreError> {
+        self.changes(space, client_group_id, since, head.version)
+            .await
+    }
 }

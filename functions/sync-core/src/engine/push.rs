@@ -205,14 +205,30 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Processes the due mutations; `Conflict` when a commit lost the race (the outcome's
-    /// counters then describe only what earlier attempts committed).
+    /// Processes the due mutations; `Conflict` when a commit lost the race. Commits made
+    /// before a conflict or an error stand, and are counted in `outcome` either way.
     async fn apply(
         &mut self,
         mutations: &[Mutation],
         outcome: &mut PushOutcome,
     ) -> Result<CommitOutcome, PushError> {
         let mut tally = Tally::default();
+        let result = self.process(mutations, &mut tally).await;
+        outcome.commits += tally.commits;
+        if let Ok(CommitOutcome::Committed) = result {
+            outcome.processed += tally.processed;
+            outcome.failed += tally.failed;
+            outcome.client_state_not_found = tally.client_state_not_found;
+            outcome.truncated = tally.truncated;
+        }
+        result
+    }
+
+    async fn process(
+        &mut self,
+        mutations: &[Mutation],
+        tally: &mut Tally,
+    ) -> Result<CommitOutcome, PushError> {
         for m in mutations {
             let expected = self.lmids.get(&m.client_id).copied().unwrap_or(0) + 1;
             if m.id < expected {
@@ -235,8 +251,7 @@ impl<'a> Attempt<'a> {
                         tally.truncated = true;
                         break;
                     }
-                    if self.commit_batch(&mut tally).await? == CommitOutcome::Conflict {
-                        outcome.commits += tally.commits;
+                    if self.commit_batch(tally).await? == CommitOutcome::Conflict {
                         return Ok(CommitOutcome::Conflict);
                     }
                     match self.run_mutation(m).await? {
@@ -260,16 +275,10 @@ impl<'a> Attempt<'a> {
             tally.failed += usize::from(failed);
         }
         if !self.batch_clients.is_empty()
-            && self.commit_batch(&mut tally).await? == CommitOutcome::Conflict
+            && self.commit_batch(tally).await? == CommitOutcome::Conflict
         {
-            outcome.commits += tally.commits;
             return Ok(CommitOutcome::Conflict);
         }
-        outcome.commits += tally.commits;
-        outcome.processed += tally.processed;
-        outcome.failed += tally.failed;
-        outcome.client_state_not_found = tally.client_state_not_found;
-        outcome.truncated = tally.truncated;
         Ok(CommitOutcome::Committed)
     }
 
