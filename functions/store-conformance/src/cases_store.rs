@@ -3,7 +3,7 @@
 use crate::new_space;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use sync_core::store::{ClientRecord, Commit, CommitOutcome, EntryChange, Store};
+use sync_core::store::{ClientRecord, Commit, CommitOutcome, EntryChange, SpaceHead, Store};
 
 fn client(group: &str, lmid: u64) -> ClientRecord {
     ClientRecord {
@@ -289,4 +289,53 @@ pub async fn concurrent_commits_one_winner(store: Arc<dyn Store>) {
         store.get_entry(&space, "winner").await.unwrap(),
         Some(json!(winners[0]))
     );
+}
+
+/// On a space no commit is being applied to, the head a pull reads and the changes up to it
+/// are the plain version and changes.
+pub async fn head_and_changes_to_head(store: Arc<dyn Store>) {
+    let space = new_space(store.as_ref(), "head").await;
+    let unknown = crate::fresh_space("unknown");
+    assert_eq!(store.space_head(&unknown).await.unwrap(), None);
+    let head = store.space_head(&space).await.unwrap().expect("a head");
+    assert_eq!(head.version, 0);
+
+    let mut c1 = commit(0, vec![("a", Some(json!(1))), ("b", Some(json!(2)))]);
+    c1.clients = vec![
+        ("mine".into(), client("g", 1)),
+        ("theirs".into(), client("h", 1)),
+    ];
+    c1.new_group = Some(("g".into(), "".into()));
+    let mut c2 = commit(1, vec![("b", None), ("c", Some(json!(3)))]);
+    c2.clients = vec![("mine".into(), client("g", 2))];
+    // A version-only commit (how a pull moves past a cookie from the future).
+    let mut raise = commit(2, vec![]);
+    raise.next_version = 7;
+    let c3 = commit(7, vec![("a", Some(json!("again")))]);
+    for c in [&c1, &c2, &raise, &c3] {
+        must_commit(store.as_ref(), &space, c).await;
+        let head: SpaceHead = store.space_head(&space).await.unwrap().expect("a head");
+        let version = store
+            .space_version(&space)
+            .await
+            .unwrap()
+            .expect("a version");
+        assert_eq!(
+            head.version, version,
+            "the head's version is the space version"
+        );
+        assert_eq!(version, c.next_version);
+        for since in 0..=version {
+            for group in ["g", "h"] {
+                assert_eq!(
+                    store
+                        .changes_to_head(&space, group, since, &head)
+                        .await
+                        .unwrap(),
+                    store.changes(&space, group, since, version).await.unwrap(),
+                    "changes to the head since {since} for {group} after version {version}"
+                );
+            }
+        }
+    }
 }

@@ -29,6 +29,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
         ("concurrent_commits_one_winner", |s| {
             Box::pin(concurrent_commits_one_winner(s))
         }),
+        ("head_and_changes_to_head", |s| {
+            Box::pin(head_and_changes_to_head(s))
+        }),
         ("engine_push_pull", |s| Box::pin(engine_push_pull(s))),
         ("engine_failed_mutation_leaves_no_trace", |s| {
             Box::pin(engine_failed_mutation_leaves_no_trace(s))

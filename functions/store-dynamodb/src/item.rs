@@ -53,6 +53,21 @@ pub(crate) fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
     }
 }
 
+/// The sort keys the space item names as written by the last commit; none when absent.
+pub(crate) fn get_head_items(meta: &Item) -> Result<Vec<String>, StoreError> {
+    match meta.get(schema::HEAD_ITEMS) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|sk| match sk {
+                AttributeValue::S(sk) => Ok(sk.clone()),
+                _ => Err(corrupt(schema::HEAD_ITEMS, "holds a non-string")),
+            })
+            .collect(),
+        Some(_) => Err(corrupt(schema::HEAD_ITEMS, "is not a list")),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The live value of an entry item; `None` when it is deleted.
 pub(crate) fn entry_value(item: &Item) -> Result<Option<Value>, StoreError> {
     if get_bool(item, schema::DELETED)? {

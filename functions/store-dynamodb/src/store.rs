@@ -3,8 +3,16 @@
 //! Every read is strongly consistent. A commit is one `TransactWriteItems` whose first
 //! action moves the space version from `expected` to `next` under a condition, so a commit
 //! that lost the race writes nothing.
+//!
+//! DynamoDB applies a transaction item by item. Single-item and transactional reads are
+//! serializable with it, but `Query` is only read-committed, and two reads one after the
+//! other are not a snapshot: the space item can already show commit `v` while an entry
+//! still shows its value before `v`. So a mutator's `get_entry` is a transactional read
+//! (refused while a commit is being applied to the item), and the space item names the
+//! items of the last commit so that a pull can wait for the ones its `Query` saw before
+//! that commit landed on them.
 
-use crate::item::{self, Item, entry_item, entry_value, get_n, get_s, n, s};
+use crate::item::{self, Item, entry_item, entry_value, get_head_items, get_n, get_s, n, s};
 use crate::retry::{Failure, RetryPolicy, describe, with_retries};
 use crate::schema::{self, space_pk};
 use aws_sdk_dynamodb::Client;
@@ -12,15 +20,15 @@ use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Get, Put, TransactGetItem, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Get, Put, TransactGetItem, TransactWriteItem, Update,
 };
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sync_core::SpaceId;
 use sync_core::store::{
-    Changes, ClientRecord, Commit, CommitOutcome, EntryChange, PushSnapshot, Store, StoreError,
-    Version,
+    Changes, ClientRecord, Commit, CommitOutcome, EntryChange, PushSnapshot, SpaceHead, Store,
+    StoreError, Version,
 };
 
 /// Actions one `TransactWriteItems` may hold.
@@ -33,7 +41,19 @@ const MAX_TRANSACT_GETS: usize = 25;
 /// without reading 1 MB when only a few entries are wanted.
 const MAX_SCAN_PAGE: usize = 1_000;
 
-const SET_HEAD_VERSION: &str = "SET #hv = :next";
+/// Pauses between checks of the last commit's items that a pull found not yet applied:
+/// 315 ms in all. A commit lands on all its items within milliseconds; past that, the
+/// pull fails with a temporary error and the client retries it.
+const HEAD_SETTLE_DELAYS: [Duration; 6] = [
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(40),
+    Duration::from_millis(80),
+    Duration::from_millis(160),
+];
+
+const SET_HEAD: &str = "SET #hv = :next, #hi = :items";
 const HEAD_VERSION_IS_EXPECTED: &str = "#hv = :expected";
 const ITEM_IS_NEW: &str = "attribute_not_exists(#pk)";
 
@@ -153,17 +173,20 @@ impl DynamoStore {
     }
 
     /// The version bump alone: one conditional `UpdateItem`, cheaper than a transaction.
+    /// It wrote no item, so the head names none.
     async fn bump_version(&self, pk: &str, commit: &Commit) -> Result<CommitOutcome, StoreError> {
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(item::key(pk, schema::META_SK)))
-            .update_expression(SET_HEAD_VERSION)
+            .update_expression(SET_HEAD)
             .condition_expression(HEAD_VERSION_IS_EXPECTED)
             .expression_attribute_names("#hv", schema::HEAD_VERSION)
+            .expression_attribute_names("#hi", schema::HEAD_ITEMS)
             .expression_attribute_values(":next", n(commit.next_version))
-            .expression_attribute_values(":expected", n(commit.expected_version));
+            .expression_attribute_values(":expected", n(commit.expected_version))
+            .expression_attribute_values(":items", AttributeValue::L(Vec::new()));
         with_retries(&self.retry, "UpdateItem", || {
             let request = request.clone();
             async move {
@@ -190,14 +213,29 @@ impl DynamoStore {
         commit: &Commit,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut actions = Vec::with_capacity(2 + commit.entries.len() + commit.clients.len());
+        // The sort keys of the entries and clients written (the ones a pull reads; the group
+        // item is not pulled).
+        let head_items = commit
+            .entries
+            .iter()
+            .map(|(key, _)| s(schema::entry_sk(key)))
+            .chain(
+                commit
+                    .clients
+                    .iter()
+                    .map(|(id, _)| s(schema::client_sk(id))),
+            )
+            .collect();
         let bump = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::key(pk, schema::META_SK)))
-            .update_expression(SET_HEAD_VERSION)
+            .update_expression(SET_HEAD)
             .condition_expression(HEAD_VERSION_IS_EXPECTED)
             .expression_attribute_names("#hv", schema::HEAD_VERSION)
+            .expression_attribute_names("#hi", schema::HEAD_ITEMS)
             .expression_attribute_values(":next", n(commit.next_version))
             .expression_attribute_values(":expected", n(commit.expected_version))
+            .expression_attribute_values(":items", AttributeValue::L(head_items))
             .build()
             .map_err(invalid_request)?;
         actions.push(TransactWriteItem::builder().update(bump).build());
@@ -274,6 +312,114 @@ impl DynamoStore {
             }
         })
         .await
+    }
+
+    /// The entry and client items with `since < version <= upto`, by sort key.
+    async fn changed_items(
+        &self,
+        pk: &str,
+        since: Version,
+        upto: Version,
+    ) -> Result<BTreeMap<String, Item>, StoreError> {
+        let mut items = BTreeMap::new();
+        if since >= upto {
+            return Ok(items);
+        }
+        let mut start: Option<Item> = None;
+        loop {
+            // BETWEEN bounds the read itself, so commits after `upto` are not even read.
+            let request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::VERSION_INDEX)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND #v BETWEEN :from AND :upto")
+                .expression_attribute_names("#pk", schema::PK)
+                .expression_attribute_names("#v", schema::VERSION)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":from", n(since + 1))
+                .expression_attribute_values(":upto", n(upto))
+                .set_exclusive_start_key(start.take());
+            let output = with_retries(&self.retry, "Query", || {
+                let request = request.clone();
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|err| Failure::from_sdk("Query", &err))
+                }
+            })
+            .await?;
+            for found in output.items.unwrap_or_default() {
+                let version = get_n(&found, schema::VERSION)?;
+                if version <= since || version > upto {
+                    continue;
+                }
+                items.insert(get_s(&found, schema::SK)?.to_owned(), found);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// Reads the items `sks` of the head commit `version` until each shows that commit:
+    /// returns those at `version`; one already at a later version is left out (the next
+    /// pull sees it). Each `GetItem` is serializable with the commit, so an item below
+    /// `version` is one the commit has not reached yet: it is read again after a short
+    /// pause, and [`StoreError::Unavailable`] ends the wait (the client retries its pull).
+    async fn await_head_items(
+        &self,
+        pk: &str,
+        mut sks: Vec<String>,
+        version: Version,
+    ) -> Result<Vec<(String, Item)>, StoreError> {
+        let mut landed = Vec::new();
+        let mut pauses = HEAD_SETTLE_DELAYS.iter();
+        loop {
+            // Concurrently: a large commit names up to ~98 items.
+            let mut reads = tokio::task::JoinSet::new();
+            for sk in sks.drain(..) {
+                let store = self.clone();
+                let pk = pk.to_owned();
+                reads.spawn(async move {
+                    let item = store.get_item(&pk, &sk).await;
+                    (sk, item)
+                });
+            }
+            while let Some(read) = reads.join_next().await {
+                let (sk, item) = read.map_err(|e| {
+                    StoreError::Unavailable(format!("reading a commit's item failed: {e}"))
+                })?;
+                match item? {
+                    Some(item) => match get_n(&item, schema::VERSION)? {
+                        v if v == version => landed.push((sk, item)),
+                        v if v > version => {}
+                        _ => sks.push(sk),
+                    },
+                    // The commit creates it and has not reached it yet.
+                    None => sks.push(sk),
+                }
+            }
+            if sks.is_empty() {
+                return Ok(landed);
+            }
+            let Some(pause) = pauses.next() else {
+                tracing::warn!(
+                    pending = sks.len(),
+                    version,
+                    "the last commit did not land on all its items in time"
+                );
+                return Err(StoreError::Unavailable(format!(
+                    "commit {version} is still being applied to {} items",
+                    sks.len()
+                )));
+            };
+            tokio::time::sleep(*pause).await;
+        }
     }
 }
 
@@ -364,15 +510,27 @@ impl Store for DynamoStore {
     }
 
     async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
+        // A transactional read, not a `GetItem`: a `GetItem` can return the entry as it was
+        // before a commit whose version the push's snapshot already saw (the commit has
+        // reached the space item but not this one yet), and the push would then commit on
+        // a stale value. DynamoDB cancels a transactional read while a commit is being
+        // applied to the item, and `transact_get` retries that. It costs twice the read
+        // units of a consistent `GetItem`.
+        let sks = [schema::entry_sk(key)];
         match self
-            .get_item(&space_pk(space.as_str()), &schema::entry_sk(key))
+            .transact_get(&space_pk(space.as_str()), &sks)
             .await?
+            .pop()
+            .flatten()
         {
             Some(entry) => entry_value(&entry),
             None => Ok(None),
         }
     }
 
+    // A `Query`, so read-committed: it may see part of a commit that is being applied
+    // (some entries after it, some before). The version condition of the push's commit
+    // then protects only what was read by `get_entry`, not the scanned values.
     async fn scan_entries(
         &self,
         space: &SpaceId,
@@ -452,65 +610,84 @@ impl Store for DynamoStore {
         since: Version,
         upto: Version,
     ) -> Result<Changes, StoreError> {
-        let mut changes = Changes::default();
-        if since >= upto {
-            return Ok(changes);
-        }
-        let mut start: Option<Item> = None;
-        loop {
-            // BETWEEN bounds the read itself, so commits after `upto` are not even read.
-            let request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::VERSION_INDEX)
-                .consistent_read(true)
-                .key_condition_expression("#pk = :pk AND #v BETWEEN :from AND :upto")
-                .expression_attribute_names("#pk", schema::PK)
-                .expression_attribute_names("#v", schema::VERSION)
-                .expression_attribute_values(":pk", s(space_pk(space.as_str())))
-                .expression_attribute_values(":from", n(since + 1))
-                .expression_attribute_values(":upto", n(upto))
-                .set_exclusive_start_key(start.take());
-            let output = with_retries(&self.retry, "Query", || {
-                let request = request.clone();
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map_err(|err| Failure::from_sdk("Query", &err))
-                }
-            })
+        let items = self
+            .changed_items(&space_pk(space.as_str()), since, upto)
             .await?;
-            for found in output.items() {
-                let version = get_n(found, schema::VERSION)?;
-                if version <= since || version > upto {
-                    continue;
+        changes_of(items.values(), client_group_id)
+    }
+
+    async fn space_head(&self, space: &SpaceId) -> Result<Option<SpaceHead>, StoreError> {
+        let Some(meta) = self
+            .get_item(&space_pk(space.as_str()), schema::META_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(SpaceHead {
+            version: get_n(&meta, schema::HEAD_VERSION)?,
+            last_commit_items: get_head_items(&meta)?,
+        }))
+    }
+
+    async fn changes_to_head(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        since: Version,
+        head: &SpaceHead,
+    ) -> Result<Changes, StoreError> {
+        let pk = space_pk(space.as_str());
+        let mut items = self.changed_items(&pk, since, head.version).await?;
+        if since < head.version {
+            // The `Query` is read-committed: where the head commit had not landed yet, it
+            // saw the item before that commit, or not at all.
+            let mut unseen: Vec<String> = head
+                .last_commit_items
+                .iter()
+                .filter(|sk| {
+                    items
+                        .get(sk.as_str())
+                        .is_none_or(|item| get_n(item, schema::VERSION).ok() != Some(head.version))
+                })
+                .cloned()
+                .collect();
+            unseen.sort();
+            unseen.dedup();
+            if !unseen.is_empty() {
+                for (sk, item) in self.await_head_items(&pk, unseen, head.version).await? {
+                    items.insert(sk, item);
                 }
-                let sk = get_s(found, schema::SK)?;
-                if let Some(key) = sk.strip_prefix(schema::ENTRY_PREFIX) {
-                    changes.entries.push(EntryChange {
-                        key: key.to_owned(),
-                        value: entry_value(found)?,
-                    });
-                } else if let Some(client_id) = sk.strip_prefix(schema::CLIENT_PREFIX) {
-                    // Another group's LMIDs must never reach this group.
-                    if get_s(found, schema::CLIENT_GROUP_ID)? == client_group_id {
-                        let lmid = get_n(found, schema::LAST_MUTATION_ID)?;
-                        changes.client_lmids.push((client_id.to_owned(), lmid));
-                    }
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
             }
         }
-        // The index yields version order; key order makes answers reproducible.
-        changes.entries.sort_by(|a, b| a.key.cmp(&b.key));
-        changes.client_lmids.sort();
-        Ok(changes)
+        changes_of(items.values(), client_group_id)
     }
+}
+
+/// What a pull sends of `items`: entries, and the LMIDs of `client_group_id`'s clients.
+fn changes_of<'a>(
+    items: impl Iterator<Item = &'a Item>,
+    client_group_id: &str,
+) -> Result<Changes, StoreError> {
+    let mut changes = Changes::default();
+    for found in items {
+        let sk = get_s(found, schema::SK)?;
+        if let Some(key) = sk.strip_prefix(schema::ENTRY_PREFIX) {
+            changes.entries.push(EntryChange {
+                key: key.to_owned(),
+                value: entry_value(found)?,
+            });
+        } else if let Some(client_id) = sk.strip_prefix(schema::CLIENT_PREFIX) {
+            // Another group's LMIDs must never reach this group.
+            if get_s(found, schema::CLIENT_GROUP_ID)? == client_group_id {
+                let lmid = get_n(found, schema::LAST_MUTATION_ID)?;
+                changes.client_lmids.push((client_id.to_owned(), lmid));
+            }
+        }
+    }
+    // Key order makes answers reproducible.
+    changes.entries.sort_by(|a, b| a.key.cmp(&b.key));
+    changes.client_lmids.sort();
+    Ok(changes)
 }
 
 /// How a cancelled transaction is handled.

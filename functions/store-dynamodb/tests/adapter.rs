@@ -456,3 +456,232 @@ async fn unreachable_server_is_retried_then_unavailable() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
     assert_eq!(counter.snapshot()["GetItem"], 3);
 }
+
+/// Writes an item of space `s` directly, as a commit landing on it would.
+async fn put_raw(
+    store: &store_dynamodb::DynamoStore,
+    s: &SpaceId,
+    sk: &str,
+    attrs: &[(&str, AttributeValue)],
+) {
+    let mut request = store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .item(schema::PK, AttributeValue::S(format!("space#{s}")))
+        .item(schema::SK, AttributeValue::S(sk.into()));
+    for (name, value) in attrs {
+        request = request.item(*name, value.clone());
+    }
+    request.send().await.unwrap();
+}
+
+fn num(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// An entry item as a commit at `version` writes it.
+async fn put_entry(
+    store: &store_dynamodb::DynamoStore,
+    s: &SpaceId,
+    key: &str,
+    value: Value,
+    version: u64,
+) {
+    let sk = format!("{}{key}", schema::ENTRY_PREFIX);
+    put_raw(
+        store,
+        s,
+        &sk,
+        &[
+            (schema::VERSION, num(version)),
+            (schema::DELETED, AttributeValue::Bool(false)),
+            (schema::VALUE, AttributeValue::S(value.to_string())),
+        ],
+    )
+    .await;
+}
+
+/// The space item as commit `version` leaves it, naming `items` as that commit's writes.
+async fn put_head(store: &store_dynamodb::DynamoStore, s: &SpaceId, version: u64, items: &[&str]) {
+    let list = items
+        .iter()
+        .map(|sk| AttributeValue::S((*sk).into()))
+        .collect();
+    put_raw(
+        store,
+        s,
+        schema::META_SK,
+        &[
+            (schema::HEAD_VERSION, num(version)),
+            (schema::HEAD_ITEMS, AttributeValue::L(list)),
+            (schema::CREATED_AT, num(0)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn commits_name_their_items_on_the_space_item() {
+    let f = support::fixture("headitems").await;
+    let store = &f.store;
+    let s = space();
+    assert!(store.create_space(&s).await.unwrap());
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    assert_eq!((head.version, head.last_commit_items.len()), (0, 0));
+
+    let mut c = commit(0, &[("a", Some(json!(1))), ("gone", None)]);
+    c.clients = vec![("c1".into(), client("g", 1))];
+    c.new_group = Some(("g".into(), "".into()));
+    committed(store, &s, &c).await;
+    f.counter.reset();
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    assert_eq!(
+        f.counter.snapshot()["GetItem"],
+        1,
+        "one read of the space item"
+    );
+    assert_eq!(head.version, 1);
+    let mut items = head.last_commit_items.clone();
+    items.sort();
+    assert_eq!(
+        items,
+        ["c#c1", "e#a", "e#gone"],
+        "entries and clients, not the group"
+    );
+
+    // A version-only commit wrote nothing.
+    let raise = Commit {
+        expected_version: 1,
+        next_version: 9,
+        ..Commit::default()
+    };
+    committed(store, &s, &raise).await;
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    assert_eq!(head.version, 9);
+    assert!(head.last_commit_items.is_empty());
+    assert_eq!(store.space_head(&space()).await.unwrap(), None);
+
+    // A settled head costs the pull nothing beyond its query.
+    committed(store, &s, &commit(9, &[("a", Some(json!(2)))])).await;
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    f.counter.reset();
+    let changes = store.changes_to_head(&s, "g", 1, &head).await.unwrap();
+    assert_eq!(
+        changes.entries,
+        vec![EntryChange {
+            key: "a".into(),
+            value: Some(json!(2))
+        }]
+    );
+    assert_eq!(f.counter.snapshot(), [("Query".to_owned(), 1)].into());
+
+    // An entry read is one transactional read.
+    f.counter.reset();
+    assert_eq!(store.get_entry(&s, "a").await.unwrap(), Some(json!(2)));
+    assert_eq!(store.get_entry(&s, "gone").await.unwrap(), None);
+    assert_eq!(store.get_entry(&s, "never").await.unwrap(), None);
+    assert_eq!(
+        f.counter.snapshot(),
+        [("TransactGetItems".to_owned(), 3)].into()
+    );
+}
+
+#[tokio::test]
+async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
+    let f = support::fixture("landing").await;
+    let store = &f.store;
+    let s = space();
+    assert!(store.create_space(&s).await.unwrap());
+    let mut c = commit(0, &[("a", Some(json!(1)))]);
+    c.clients = vec![("c1".into(), client("g", 1))];
+    committed(store, &s, &c).await;
+
+    // Commit 2 (a := 2, new entry b, c1's LMID 2) has reached the space item and c1, not
+    // yet the entries: a range read now sees c1 at 2 but a still at 1 and no b.
+    put_head(store, &s, 2, &["e#a", "e#b", "c#c1"]).await;
+    put_raw(
+        store,
+        &s,
+        "c#c1",
+        &[
+            (schema::CLIENT_GROUP_ID, AttributeValue::S("g".into())),
+            (schema::LAST_MUTATION_ID, num(2)),
+            (schema::VERSION, num(2)),
+        ],
+    )
+    .await;
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    assert_eq!(head.version, 2);
+    let landing = {
+        let store = store.clone();
+        let s = s.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            put_entry(&store, &s, "a", json!(2), 2).await;
+            put_entry(&store, &s, "b", json!("new"), 2).await;
+        })
+    };
+    let changes = store.changes_to_head(&s, "g", 1, &head).await.unwrap();
+    landing.await.unwrap();
+    assert_eq!(
+        changes.entries,
+        vec![
+            EntryChange {
+                key: "a".into(),
+                value: Some(json!(2))
+            },
+            EntryChange {
+                key: "b".into(),
+                value: Some(json!("new"))
+            },
+        ]
+    );
+    assert_eq!(changes.client_lmids, vec![("c1".to_owned(), 2)]);
+    assert!(
+        f.counter.snapshot()["GetItem"] >= 3,
+        "the space item, then a and b"
+    );
+
+    // From scratch, the query's stale `a` (version 1) is replaced too.
+    let all = store.changes_to_head(&s, "g", 0, &head).await.unwrap();
+    assert_eq!(all, changes);
+    // Another group gets the entries, never c1's LMID.
+    let other = store.changes_to_head(&s, "h", 1, &head).await.unwrap();
+    assert_eq!(other.entries, changes.entries);
+    assert!(other.client_lmids.is_empty());
+}
+
+#[tokio::test]
+async fn pull_leaves_items_a_later_commit_reached_and_gives_up_on_a_commit_that_never_lands() {
+    let f = support::fixture("neverlands").await;
+    let store = &f.store;
+    let s = space();
+    assert!(store.create_space(&s).await.unwrap());
+    committed(store, &s, &commit(0, &[("a", Some(json!(1)))])).await;
+
+    // Head 2 names `a`, which already shows commit 3: the next pull reports it.
+    put_head(store, &s, 2, &["e#a"]).await;
+    put_entry(store, &s, "a", json!(3), 3).await;
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    let changes = store.changes_to_head(&s, "g", 1, &head).await.unwrap();
+    assert!(changes.entries.is_empty(), "{changes:?}");
+
+    // Head 4 names `b`, which never shows commit 4: a temporary error, soon.
+    put_head(store, &s, 4, &["e#b"]).await;
+    put_entry(store, &s, "b", json!("old"), 1).await;
+    let head = store.space_head(&s).await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let err = store.changes_to_head(&s, "g", 1, &head).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    // Nothing to wait for when the cookie is the head already.
+    assert_eq!(
+        store.changes_to_head(&s, "g", 4, &head).await.unwrap(),
+        Default::default()
+    );
+}

@@ -3,8 +3,10 @@
 
 mod support;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use store_dynamodb::schema;
 use sync_core::engine::{PushConfig, pull, push};
 use sync_core::mutators::app::registry;
 use sync_core::protocol::{Cookie, Mutation, PatchOp, PullRequest, PullResponse, PushRequest};
@@ -193,11 +195,9 @@ async fn requests_per_operation() {
     expect_counts(
         "push of one increment (new client and group)",
         f.counter.snapshot(),
-        &[
-            ("GetItem", 1),
-            ("TransactGetItems", 1),
-            ("TransactWriteItems", 1),
-        ],
+        // The snapshot and the read of `count` (transactional: it must not see `count`
+        // before a commit the snapshot already saw), then the commit.
+        &[("TransactGetItems", 2), ("TransactWriteItems", 1)],
     );
 
     f.counter.reset();
@@ -215,11 +215,9 @@ async fn requests_per_operation() {
     expect_counts(
         "push of 100 increments",
         f.counter.snapshot(),
-        &[
-            ("GetItem", 1),
-            ("TransactGetItems", 1),
-            ("TransactWriteItems", 1),
-        ],
+        // The snapshot and the read of `count` (transactional: it must not see `count`
+        // before a commit the snapshot already saw), then the commit.
+        &[("TransactGetItems", 2), ("TransactWriteItems", 1)],
     );
 
     f.counter.reset();
@@ -283,5 +281,114 @@ async fn requests_per_operation() {
         "push of only duplicates",
         f.counter.snapshot(),
         &[("TransactGetItems", 1)],
+    );
+
+    f.counter.reset();
+    let reset = pull_from(store, &space, Cookie::Version(1_000)).await;
+    assert_eq!(reset.cookie, 1_001);
+    assert_eq!(reset.patch.first(), Some(&PatchOp::Clear));
+    expect_counts(
+        "pull with a cookie from the future",
+        f.counter.snapshot(),
+        &[("GetItem", 1), ("UpdateItem", 1), ("Query", 1)],
+    );
+}
+
+/// Sets the space item as commit `version` leaves it, naming `items` as that commit's
+/// writes, while the entries it names still show the previous commit.
+async fn put_landing_head(f: &support::Fixture, space: &SpaceId, version: u64, items: &[&str]) {
+    let list = items
+        .iter()
+        .map(|sk| AttributeValue::S((*sk).into()))
+        .collect();
+    f.store
+        .client()
+        .update_item()
+        .table_name(f.store.table())
+        .key(schema::PK, AttributeValue::S(format!("space#{space}")))
+        .key(schema::SK, AttributeValue::S(schema::META_SK.into()))
+        .update_expression("SET #hv = :v, #hi = :items")
+        .expression_attribute_names("#hv", schema::HEAD_VERSION)
+        .expression_attribute_names("#hi", schema::HEAD_ITEMS)
+        .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+        .expression_attribute_values(":items", AttributeValue::L(list))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Lands the entry `count` at `version` after a pause, as the rest of a commit would.
+fn land_count_later(
+    f: &support::Fixture,
+    space: &SpaceId,
+    value: u64,
+    version: u64,
+) -> tokio::task::JoinHandle<()> {
+    let store = f.store.clone();
+    let space = space.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        store
+            .client()
+            .put_item()
+            .table_name(store.table())
+            .item(schema::PK, AttributeValue::S(format!("space#{space}")))
+            .item(schema::SK, AttributeValue::S("e#count".into()))
+            .item(schema::VERSION, AttributeValue::N(version.to_string()))
+            .item(schema::DELETED, AttributeValue::Bool(false))
+            .item(schema::VALUE, AttributeValue::S(value.to_string()))
+            .send()
+            .await
+            .unwrap();
+    })
+}
+
+#[tokio::test]
+async fn pulls_never_answer_a_commit_in_part() {
+    let f = support::fixture("inpart").await;
+    let space = SpaceId::generate();
+    assert!(f.store.create_space(&space).await.unwrap());
+    let outcome = push(
+        &f.store,
+        &registry(),
+        &PushConfig::default(),
+        &space,
+        "",
+        &push_request(increments(1..=1)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.commits, 1);
+
+    // Commit 2 has reached the space item only: an incremental pull waits for `count`.
+    put_landing_head(&f, &space, 2, &["e#count"]).await;
+    let landing = land_count_later(&f, &space, 2, 2);
+    let next = pull_from(&f.store, &space, Cookie::Version(1)).await;
+    landing.await.unwrap();
+    assert_eq!(next.cookie, 2);
+    assert_eq!(
+        next.patch,
+        vec![PatchOp::Put {
+            key: "count".into(),
+            value: json!(2)
+        }]
+    );
+
+    // Commit 3 likewise, and a cookie from the future raises the version past it: the
+    // reset still waits for commit 3, which the raise did not replace.
+    put_landing_head(&f, &space, 3, &["e#count"]).await;
+    let landing = land_count_later(&f, &space, 3, 3);
+    let reset = pull_from(&f.store, &space, Cookie::Version(40)).await;
+    landing.await.unwrap();
+    assert_eq!(reset.cookie, 41);
+    assert_eq!(
+        reset.patch,
+        vec![
+            PatchOp::Clear,
+            PatchOp::Put {
+                key: "count".into(),
+                value: json!(3)
+            }
+        ]
     );
 }

@@ -3,7 +3,9 @@
 //! A space has one version counter. Every commit moves it from `v` to a larger value, only
 //! if it is still `v`, and stamps every entry and client record it writes with the new
 //! version. A pull reads the version first and then everything stamped in
-//! `(cookie, version]`. Adapters keep that contract; the engine does the rest.
+//! `(cookie, version]`; an adapter whose range reads can see a commit in part completes
+//! that range from the items the head names ([`Store::space_head`]). Adapters keep that
+//! contract; the engine does the rest.
 
 use crate::ids::SpaceId;
 use serde_json::Value;
