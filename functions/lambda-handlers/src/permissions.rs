@@ -51,12 +51,11 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
 pub const PUSH: FunctionNeeds = FunctionNeeds {
     binary: "push",
     env: &[config::TABLE_NAME, RUST_LOG, config::WEBSOCKET_ENDPOINT],
-    // The snapshot (TransactGetItems), mutators' reads (GetItem, Query by key prefix), the
+    // The snapshot and mutators' reads (TransactGetItems; scans: Query by key prefix), the
     // commit (TransactWriteItems: Update of the space version, Puts), then the poke: the
     // space's connections (Query) and the removal of gone ones (BatchWriteItem).
     dynamodb_operations: &[
         "BatchWriteItem",
-        "GetItem",
         "Query",
         "TransactGetItems",
         "TransactWriteItems",
