@@ -42,7 +42,7 @@ e2e() {
   local store=$1
   cd "$ROOT/tests"
   # Node 20 has a WebSocket client (for the poke tests) behind a flag; newer ones have it anyway.
-  E2E_STORE=$store E2E_REQUIRE_WEBSOCKET=1 timeout --kill-after=10 "$E2E_TIMEOUT" \
+  E2E_STORE=$store E2E_REQUIRE_WEBSOCKET=1 timeout --foreground --kill-after=10 "$E2E_TIMEOUT" \
     node --experimental-websocket --disable-warning=ExperimentalWarning \
     --test --test-reporter=spec --test-concurrency=1 --test-timeout=120000 e2e/*.test.mjs
 }
@@ -115,14 +115,15 @@ setup_build() {
 }
 
 MOTO_PID=
-# One moto server for the whole run, answering one request at a time (plain moto_server
-# loses transactions under concurrency; see tests/support/serial_moto_server.py).
+# One moto server for the whole run: moto_server's own app answering one request at a
+# time, as DynamoDB serializes conflicting writes (plain moto_server runs requests on
+# threads without locking and loses transactions under concurrency).
 # Runs in this shell (not a subshell) so that the EXIT trap knows the PID.
 start_moto() {
   local port attempt
   for attempt in 1 2 3; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    python3 "$ROOT/tests/support/serial_moto_server.py" 127.0.0.1 "$port" >"$ARTIFACTS/moto.log" 2>&1 &
+    python3 "$ROOT/functions/test-support/serial_moto.py" 127.0.0.1 "$port" >"$ARTIFACTS/moto.log" 2>&1 &
     MOTO_PID=$!
     local deadline=$((SECONDS + 30))
     while ((SECONDS < deadline)); do
@@ -194,15 +195,24 @@ print(f"{p} tests passed, {f} failed" if found else "")
 EOF
 }
 
-# Runs `fn` in a subshell with errexit, output to the terminal and to a log.
+STAGE_PID=
+# Runs `fn` in a subshell with errexit, output to the terminal and to a log. The stage is
+# a background job (its own process group, see `set -m`) that this shell waits for, so
+# that an interrupt stops the whole stage at once.
 run_stage() { # name fn
   local name=$1 fn=$2 log="$ARTIFACTS/$1.log" start rc
   header "$name"
   start=$SECONDS
-  set +e
-  (set -e; "$fn") 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
-  set -e
+  {
+    (set -e; "$fn") 2>&1 | tee "$log"
+    exit "${PIPESTATUS[0]}"
+  } &
+  STAGE_PID=$!
+  rc=0
+  wait "$STAGE_PID" || rc=$?
+  # Whatever the stage left running (e.g. after a timeout) goes with it.
+  kill -TERM -- "-$STAGE_PID" 2>/dev/null || true
+  STAGE_PID=
   if ((rc == 0)); then
     record "$name" PASS $((SECONDS - start)) "$(test_counts "$log")"
   else
@@ -221,6 +231,10 @@ summary() {
 
 on_exit() {
   local rc=$?
+  if [[ -n $STAGE_PID ]]; then
+    kill -TERM -- "-$STAGE_PID" 2>/dev/null || true
+    wait "$STAGE_PID" 2>/dev/null || true
+  fi
   stop_moto
   exit "$rc"
 }
@@ -250,6 +264,8 @@ done
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS"
 export CARGO_TERM_COLOR=never
+# Job control: every background job (a stage, moto) gets its own process group.
+set -m
 
 setup_ok=true
 run_stage install setup_install || setup_ok=false
