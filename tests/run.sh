@@ -10,7 +10,8 @@
 # whole run. Then every check stage runs, even after another failed; the run exits
 # non-zero if any stage failed. Logs go to tests/artifacts/.
 #
-# To add a stage: write a function `stage_<name>` below and add "<name>" to CHECK_STAGES.
+# To add a stage: write a function `stage_<name>` below and add "<name>" to CHECK_STAGES;
+# what it needs installed goes into setup_install (e.g. `install_npm_packages client`).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -59,7 +60,7 @@ stage_e2e-dynamodb() {
 
 setup_install() {
   install_moto
-  install_npm
+  install_npm_packages tests
 }
 
 moto_installed_version() {
@@ -94,16 +95,17 @@ install_moto() {
   }
 }
 
-install_npm() {
-  local modules=$ROOT/tests/node_modules
-  local lock=$ROOT/tests/package-lock.json
-  # npm ci writes node_modules/.package-lock.json; older than the lockfile means stale.
-  if [[ -f $modules/.package-lock.json && ! $lock -nt $modules/.package-lock.json && ! $ROOT/tests/package.json -nt $modules/.package-lock.json ]]; then
-    echo "npm packages: up to date"
+# `npm ci` in DIR (relative to the root) when its node_modules is missing or older than
+# its package.json or package-lock.json (npm ci writes node_modules/.package-lock.json).
+install_npm_packages() { # dir
+  local dir=$ROOT/$1
+  local stamp=$dir/node_modules/.package-lock.json
+  if [[ -f $stamp && ! $dir/package-lock.json -nt $stamp && ! $dir/package.json -nt $stamp ]]; then
+    echo "npm packages of $1/: up to date"
     return
   fi
-  echo "npm packages: installing"
-  npm ci --prefix "$ROOT/tests" --no-audit --no-fund --loglevel=error
+  echo "npm packages of $1/: installing"
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
 }
 
 setup_build() {
@@ -248,7 +250,7 @@ selected=()
 for arg in "$@"; do
   case $arg in
     --list) printf '%s\n' "${CHECK_STAGES[@]}"; exit 0 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *)
       if [[ " ${CHECK_STAGES[*]} " != *" $arg "* ]]; then
         echo "unknown stage '$arg'; stages: ${CHECK_STAGES[*]}" >&2
