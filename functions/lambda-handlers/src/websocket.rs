@@ -90,3 +90,31 @@ impl WebSocketRoutes {
 pub fn keep_alive(_event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     respond(200, serde_json::json!({}))
 }
+
+/// The WebSocket routes that need the table: `$connect` and `$disconnect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatefulRoute {
+    Connect,
+    Disconnect,
+}
+
+/// Runs the Lambda runtime loop of one stateful WebSocket route, with the table named by
+/// `TABLE_NAME`.
+pub async fn serve(route: StatefulRoute) -> Result<(), lambda_runtime::Error> {
+    let (client, table) = crate::bootstrap::dynamo().await?;
+    let store = Arc::new(store_dynamodb::DynamoStore::new(client.clone(), table.clone()));
+    let routes = Arc::new(WebSocketRoutes::new(store, ConnectionTable::new(client, table)));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let routes = routes.clone();
+            async move {
+                let response = match route {
+                    StatefulRoute::Connect => routes.connect(&event.payload).await,
+                    StatefulRoute::Disconnect => routes.disconnect(&event.payload).await,
+                };
+                Ok::<_, lambda_runtime::Error>(response)
+            }
+        },
+    ))
+    .await
+}

@@ -4,6 +4,7 @@
 
 mod cases_engine;
 mod cases_store;
+mod scripted;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use sync_core::{SpaceId, Store};
 
 pub use cases_engine::*;
 pub use cases_store::*;
+pub use scripted::{CommitScript, ScriptedCommits};
 
 /// Runs every case in order; panics (failing the calling test) on the first violation,
 /// naming the case.

@@ -4,11 +4,12 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use store_conformance::ScriptedCommits;
 use sync_core::api::ApiRequest;
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::app;
 use sync_core::poke::Poker;
-use sync_core::store::{Changes, Commit, CommitOutcome, PushSnapshot, Store, StoreError, Version};
+use sync_core::store::{Store, StoreError};
 use sync_core::{SpaceId, SyncService};
 
 #[derive(Default)]
@@ -21,55 +22,11 @@ impl Poker for CountingPoker {
     }
 }
 
-/// Fails every commit after the first `allowed`.
-struct FailingAfter {
-    inner: MemoryStore,
-    allowed: usize,
-    commits: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Store for FailingAfter {
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
-        self.inner.create_space(space).await
-    }
-    async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
-        self.inner.space_version(space).await
-    }
-    async fn push_snapshot(
-        &self,
-        space: &SpaceId,
-        group: &str,
-        clients: &[String],
-    ) -> Result<Option<PushSnapshot>, StoreError> {
-        self.inner.push_snapshot(space, group, clients).await
-    }
-    async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.get_entry(space, key).await
-    }
-    async fn scan_entries(
-        &self,
-        space: &SpaceId,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        self.inner.scan_entries(space, prefix, limit).await
-    }
-    async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError> {
-        if self.commits.fetch_add(1, Ordering::SeqCst) >= self.allowed {
-            return Err(StoreError::Unavailable("injected failure".into()));
-        }
-        self.inner.commit(space, commit).await
-    }
-    async fn changes(
-        &self,
-        space: &SpaceId,
-        group: &str,
-        since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError> {
-        self.inner.changes(space, group, since, upto).await
-    }
+/// A store whose commits fail after the first `allowed`.
+fn failing_after(allowed: usize) -> Arc<ScriptedCommits<MemoryStore>> {
+    Arc::new(ScriptedCommits::new(MemoryStore::new(), move |n| {
+        (n >= allowed).then(|| Err(StoreError::Unavailable("injected failure".into())))
+    }))
 }
 
 async fn push(svc: &SyncService, space: &str, mutations: Vec<Value>) -> u16 {
@@ -95,11 +52,7 @@ fn set_items(range: std::ops::RangeInclusive<u64>) -> Vec<Value> {
 #[tokio::test]
 async fn pokes_follow_commits() {
     let poker = Arc::new(CountingPoker::default());
-    let store = Arc::new(FailingAfter {
-        inner: MemoryStore::new(),
-        allowed: usize::MAX,
-        commits: AtomicUsize::new(0),
-    });
+    let store = failing_after(usize::MAX);
     let svc = SyncService::new(store.clone(), Arc::new(app::registry()), poker.clone());
     let space = SpaceId::generate();
     store.create_space(&space).await.unwrap();
@@ -117,11 +70,7 @@ async fn pokes_follow_commits() {
 #[tokio::test]
 async fn a_push_failing_after_a_commit_still_pokes() {
     let poker = Arc::new(CountingPoker::default());
-    let store = Arc::new(FailingAfter {
-        inner: MemoryStore::new(),
-        allowed: 1,
-        commits: AtomicUsize::new(0),
-    });
+    let store = failing_after(1);
     let svc = SyncService::new(store.clone(), Arc::new(app::registry()), poker.clone());
     let space = SpaceId::generate();
     store.create_space(&space).await.unwrap();

@@ -3,16 +3,13 @@
 //! budget, authorization and contention.
 
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use store_conformance::{mutation, new_space, pull_from, push_request};
-use sync_core::SpaceId;
+use store_conformance::{ScriptedCommits, mutation, new_space, pull_from, push_request};
 use sync_core::engine::push::{PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::{MutationError, Mutator, Registry, app};
 use sync_core::protocol::{Cookie, PatchOp};
-use sync_core::store::{Changes, Commit, CommitOutcome, PushSnapshot, Store, StoreError, Version};
+use sync_core::store::CommitOutcome;
 use sync_core::tx::Tx;
 
 /// Writes two keys, then fails: none of it may be kept.
@@ -204,67 +201,16 @@ async fn clients_and_groups_are_checked() {
     assert_eq!(put_value(&full.patch, "count"), Some(json!(1)));
 }
 
-/// A store whose commits always lose the race, and counts them.
-struct AlwaysConflicts {
-    inner: MemoryStore,
-    commits: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Store for AlwaysConflicts {
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
-        self.inner.create_space(space).await
-    }
-    async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
-        self.inner.space_version(space).await
-    }
-    async fn push_snapshot(
-        &self,
-        space: &SpaceId,
-        group: &str,
-        clients: &[String],
-    ) -> Result<Option<PushSnapshot>, StoreError> {
-        self.inner.push_snapshot(space, group, clients).await
-    }
-    async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.get_entry(space, key).await
-    }
-    async fn scan_entries(
-        &self,
-        space: &SpaceId,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        self.inner.scan_entries(space, prefix, limit).await
-    }
-    async fn commit(&self, _: &SpaceId, _: &Commit) -> Result<CommitOutcome, StoreError> {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(CommitOutcome::Conflict)
-    }
-    async fn changes(
-        &self,
-        space: &SpaceId,
-        group: &str,
-        since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError> {
-        self.inner.changes(space, group, since, upto).await
-    }
-}
-
 #[tokio::test]
 async fn contention_is_retried_a_bounded_number_of_times() {
-    let store = Arc::new(AlwaysConflicts {
-        inner: MemoryStore::new(),
-        commits: AtomicUsize::new(0),
-    });
-    let space = new_space(store.as_ref(), "contended").await;
+    let store = ScriptedCommits::new(MemoryStore::new(), |_| Some(Ok(CommitOutcome::Conflict)));
+    let space = new_space(&store, "contended").await;
     let config = PushConfig {
         max_attempts: 5,
         ..PushConfig::default()
     };
     let req = push_request("g", vec![mutation("c", 1, "increment", json!(1))]);
-    let err = engine::push(store.as_ref(), &registry(), &config, &space, "", &req).await;
+    let err = engine::push(&store, &registry(), &config, &space, "", &req).await;
     assert!(matches!(
         err,
         Err(PushFailure {
@@ -272,5 +218,5 @@ async fn contention_is_retried_a_bounded_number_of_times() {
             committed: 0
         })
     ));
-    assert_eq!(store.commits.load(Ordering::Relaxed), 5);
+    assert_eq!(store.commits(), 5);
 }

@@ -1,29 +1,10 @@
 //! WebSocket `$disconnect` route.
 
-use lambda_handlers::connections::ConnectionTable;
-use lambda_handlers::websocket::WebSocketRoutes;
-use lambda_handlers::{bootstrap, logging};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use std::sync::Arc;
+use lambda_handlers::logging;
+use lambda_handlers::websocket::{self, StatefulRoute};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
-    let (client, table) = bootstrap::dynamo().await?;
-    let store = Arc::new(store_dynamodb::DynamoStore::new(
-        client.clone(),
-        table.clone(),
-    ));
-    let routes = Arc::new(WebSocketRoutes::new(
-        store,
-        ConnectionTable::new(client, table),
-    ));
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
-            let routes = routes.clone();
-            async move { Ok::<_, Error>(routes.disconnect(&event.payload).await) }
-        },
-    ))
-    .await
+    websocket::serve(StatefulRoute::Disconnect).await
 }
