@@ -9,7 +9,7 @@ use sync_core::{SpaceId, Store};
 
 #[tokio::test(flavor = "current_thread")]
 async fn clients_from_the_environment() {
-    let server = support::server();
+    let dynamo = test_support::LocalDynamo::start().await;
     let table = support::table_name("config");
     // SAFETY: the only test of this binary, on a single-threaded runtime; nothing else
     // reads the environment concurrently.
@@ -18,7 +18,7 @@ async fn clients_from_the_environment() {
     }
     assert!(table_name_from_env().is_err());
     unsafe {
-        std::env::set_var("DYNAMODB_ENDPOINT", &server.endpoint);
+        std::env::set_var("DYNAMODB_ENDPOINT", dynamo.endpoint());
         std::env::set_var("TABLE_NAME", &table);
         std::env::remove_var("AWS_ACCESS_KEY_ID");
         std::env::remove_var("AWS_PROFILE");
