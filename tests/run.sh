@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 MOTO_VERSION=5.2.1
-CHECK_STAGES=(fmt clippy cargo-test e2e-sqlite e2e-dynamodb)
+CHECK_STAGES=(fmt clippy cargo-test e2e-sqlite e2e-dynamodb web-client)
 ARTIFACTS=$ROOT/tests/artifacts
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export LOCAL_SERVER_BIN=${LOCAL_SERVER_BIN:-$TARGET_DIR/debug/local-server}
@@ -54,6 +54,12 @@ stage_e2e-sqlite() {
 
 stage_e2e-dynamodb() {
   e2e dynamodb
+}
+
+# The web client: build, poke-helper unit tests, headless Chromium against the local
+# server (client/test.sh installs Chromium and the client's npm packages when missing).
+stage_web-client() {
+  SKIP_SERVER_BUILD=1 timeout --kill-after=10 "$E2E_TIMEOUT" bash "$ROOT/client/test.sh"
 }
 
 # ---------------------------------------------------------------- setup
