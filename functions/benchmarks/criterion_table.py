@@ -1,0 +1,39 @@
+"""Criterion's estimates (target/criterion/**/new/estimates.json) as a markdown table.
+
+Usage: python3 criterion_table.py TARGET/criterion > engine.md
+"""
+
+import json
+import pathlib
+import sys
+
+
+def fmt(ns: float) -> str:
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
+
+
+def main() -> None:
+    root = pathlib.Path(sys.argv[1])
+    rows = []
+    # In the order they ran (the order of the bench file), not by name.
+    for est in sorted(root.glob("**/new/estimates.json"), key=lambda p: p.stat().st_mtime):
+        bench = json.loads((est.parent / "benchmark.json").read_text())
+        data = json.loads(est.read_text())
+        median = data["median"]
+        ci = median["confidence_interval"]
+        rows.append((bench.get("full_id") or bench["title"], median["point_estimate"],
+                     ci["lower_bound"], ci["upper_bound"]))
+    print("Command: `cargo bench -p benchmarks --bench engine`\n")
+    print("| benchmark | median | 95% interval |")
+    print("| --- | --- | --- |")
+    for name, med, lo, hi in rows:
+        print(f"| {name} | {fmt(med)} | {fmt(lo)} .. {fmt(hi)} |")
+    print()
+
+
+if __name__ == "__main__":
+    main()

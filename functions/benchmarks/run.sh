@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The benchmark command: runs every benchmark of this crate and rewrites the generated
+# sections of BENCHMARKS.md (between `<!-- BEGIN name -->` and `<!-- END name -->`).
+# From the repository root:
+#
+#   functions/benchmarks/run.sh            everything (about 15 minutes on 2 cores)
+#   functions/benchmarks/run.sh costs load only the named steps
+#                                          (costs load pokes coldstart engine)
+#   functions/benchmarks/run.sh small-binaries
+#                                          the Lambda binaries built for size, and their
+#                                          cold start (not in the default steps: it
+#                                          compiles the dependencies again, ~15 minutes)
+#
+# Needs: Rust, Node >= 20 with npm, python3 with moto[server]==5.2.1 (installed when
+# missing). Not part of the test command: speed is reported here, never asserted.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+BENCH=$ROOT/functions/benchmarks
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+MOTO_VERSION=5.2.1
+RESULTS=$(mktemp -d)
+STEPS=("$@")
+[[ ${#STEPS[@]} -eq 0 ]] && STEPS=(costs load pokes coldstart engine)
+
+log() { printf '\n== %s (%s, load %s)\n' "$*" "$(date +%T)" "$(cut -d' ' -f1 /proc/loadavg)"; }
+wants() { local s; for s in "${STEPS[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
+
+started=$SECONDS
+log "setup"
+if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != "'$MOTO_VERSION'")' 2>/dev/null; then
+  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION"
+fi
+if [[ ! -d $BENCH/reference/node_modules/replicache-express ]]; then
+  (cd "$BENCH/reference" && npm ci --no-audit --no-fund)
+fi
+# The servers under test and the Lambda binaries, in the release profile (stripped).
+cargo build --release --locked -p benchmarks -p local-server -p lambda-handlers --bins
+
+# One DynamoDB-compatible server for every step: test-support's serialized moto (racing
+# transactions behave as in DynamoDB), with rollback copies of only the items a
+# transaction names, so that big tables stay usable (see moto_bench.py).
+MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 "$BENCH/moto_bench.py" 127.0.0.1 "$MOTO_PORT" \
+  >"$RESULTS/moto.log" 2>&1 &
+MOTO_PID=$!
+stop_moto() {
+  kill "$MOTO_PID" 2>/dev/null || return 0
+  sleep 1
+  kill -9 "$MOTO_PID" 2>/dev/null || true
+}
+trap 'stop_moto; rm -rf "$RESULTS"' EXIT
+export DYNAMODB_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+for _ in $(seq 300); do
+  (echo >"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+
+cd "$ROOT"
+if wants costs; then
+  log "DynamoDB costs, scale, concurrent writers (moto)"
+  "$BIN/dynamo-costs" --max-entries 100000 --writer-seconds 3 \
+    --out "$RESULTS/costs.md" --out-scale "$RESULTS/scale.md" --out-writers "$RESULTS/writers-dynamodb.md"
+fi
+if wants load; then
+  log "load: local server vs replicache-express"
+  "$BIN/loadgen" --seconds 5 --out "$RESULTS/load.md" --out-writers "$RESULTS/writers-local.md"
+fi
+if wants pokes; then
+  log "push latency with poke connections"
+  "$BIN/poke-latency" --pushes 30 --out "$RESULTS/pokes.md"
+fi
+if wants coldstart; then
+  log "cold start and binary sizes"
+  "$BIN/coldstart" --runs 5 --out "$RESULTS/coldstart.md"
+fi
+if wants engine; then
+  log "engine CPU (criterion)"
+  rm -rf "$TARGET_DIR/criterion"
+  cargo bench --locked -p benchmarks --bench engine
+  python3 "$BENCH/criterion_table.py" "$TARGET_DIR/criterion" >"$RESULTS/engine.md"
+fi
+
+if wants small-binaries; then
+  log "Lambda binaries built for size"
+  SMALL=$TARGET_DIR/size-optimized
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_PANIC=abort \
+    CARGO_TARGET_DIR=$SMALL cargo build --release --locked -p lambda-handlers --bins
+  "$BIN/coldstart" --bin-dir "$SMALL/release" --runs 5 --out "$RESULTS/coldstart-small.md"
+fi
+
+log "writing BENCHMARKS.md"
+python3 "$BENCH/splice.py" "$ROOT/BENCHMARKS.md" "$RESULTS" \
+  "$(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
+log "done in $(( SECONDS - started )) s"
