@@ -427,7 +427,7 @@ async fn concurrent_writers(bench: &Bench, seconds: f64) -> Table {
         "p50 (ms)",
         "p99 (ms)",
         "conflicts (retries)",
-        "retries per push, mean / max",
+        "retries per applied push (mean) / most in one push",
         "gave up (Contended)",
         "DynamoDB requests per push",
     ]);
