@@ -102,8 +102,14 @@ pub enum StatefulRoute {
 /// `TABLE_NAME`.
 pub async fn serve(route: StatefulRoute) -> Result<(), lambda_runtime::Error> {
     let (client, table) = crate::bootstrap::dynamo().await?;
-    let store = Arc::new(store_dynamodb::DynamoStore::new(client.clone(), table.clone()));
-    let routes = Arc::new(WebSocketRoutes::new(store, ConnectionTable::new(client, table)));
+    let store = Arc::new(store_dynamodb::DynamoStore::new(
+        client.clone(),
+        table.clone(),
+    ));
+    let routes = Arc::new(WebSocketRoutes::new(
+        store,
+        ConnectionTable::new(client, table),
+    ));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let routes = routes.clone();
