@@ -3,7 +3,7 @@
 #
 #   ensure_sam           aws-sam-cli (with cfn-lint) -> $SAM, $CFN_LINT
 #   ensure_cargo_lambda  cargo-lambda (with zig)     -> $CARGO_LAMBDA_BIN, zig on PATH
-#   ensure_moto          moto_server                 -> $MOTO_SERVER
+#   ensure_moto          moto_server                 -> $MOTO_SERVER, $MOTO_PYTHON (boto3, PyYAML)
 #
 # A tool is installed only when missing or at another version. INFRA_TOOLS_DIR moves the
 # environments (default ~/.cache/replicache-sync/tools).
@@ -56,15 +56,19 @@ ensure_sam() {
 }
 
 ensure_cargo_lambda() {
-  local venv zig_dir
+  local venv zig_dir shims
   venv=$(_infra_venv cargo-lambda) || return 1
   _infra_pip_ensure "$venv" "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION" || return 1
-  CARGO_LAMBDA_BIN="$venv/bin"
   zig_dir=$("$venv/bin/python" -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))') || return 1
-  # `cargo lambda` is cargo-lambda on PATH; it links with zig, which it finds on PATH too.
+  # `cargo lambda` runs cargo-lambda from PATH, and it links with the zig it finds on PATH
+  # (so does `sam build`). Only those two go on PATH: the environment's python stays off.
+  shims="$venv/shims"
+  mkdir -p "$shims"
+  ln -sf "$venv/bin/cargo-lambda" "$shims/cargo-lambda"
+  CARGO_LAMBDA_BIN="$shims"
   case ":$PATH:" in
-    *":$CARGO_LAMBDA_BIN:"*) ;;
-    *) PATH="$CARGO_LAMBDA_BIN:$zig_dir:$PATH" ;;
+    *":$shims:"*) ;;
+    *) PATH="$shims:$zig_dir:$PATH" ;;
   esac
   export PATH
 }
@@ -75,11 +79,13 @@ ensure_moto() {
   if command -v moto_server >/dev/null 2>&1 &&
     [ "$(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p')" = "$MOTO_VERSION" ]; then
     MOTO_SERVER=$(command -v moto_server)
+    MOTO_PYTHON=python3
     return 0
   fi
   venv=$(_infra_venv moto) || return 1
   _infra_pip_ensure "$venv" "moto[server]==$MOTO_VERSION" || return 1
   MOTO_SERVER="$venv/bin/moto_server"
+  MOTO_PYTHON="$venv/bin/python"
 }
 
 # A free TCP port on 127.0.0.1.

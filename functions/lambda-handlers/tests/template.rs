@@ -134,10 +134,17 @@ fn one_function_per_binary_built_by_cargo_lambda() {
             .expect("Architectures");
         assert_eq!(architectures.len(), 1, "{id}");
         assert_eq!(ref_of(&architectures[0]), Some("Architecture"), "{id}");
+        let logging = f.prop("LoggingConfig");
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{id}");
+        // RUST_LOG filters; Lambda passes every line on.
         assert_eq!(
-            f.prop("LoggingConfig")["LogFormat"].as_str(),
-            Some("JSON"),
+            logging["ApplicationLogLevel"].as_str(),
+            Some("TRACE"),
             "{id}"
+        );
+        assert!(
+            ref_of(&logging["LogGroup"]).is_some(),
+            "{id}: a log group with a retention"
         );
         assert!(
             f.prop("MemorySize").as_u64().is_some_and(|m| m >= 128),
@@ -151,16 +158,13 @@ fn one_function_per_binary_built_by_cargo_lambda() {
                 "{id}: Timeout {timeout} s outlives the HTTP API's 30 s"
             );
         }
-        // CodeUri is the Cargo workspace that holds this package.
+        // CodeUri is this package: `cargo lambda build --bin <Binary>` runs there.
         let code = t
             .dir
             .join(f.prop("CodeUri").as_str().expect("CodeUri: a path"));
         let code = code.canonicalize().expect("CodeUri exists");
-        assert_eq!(code, support::template::workspace_root(), "{id}: CodeUri");
-        let manifest = std::fs::read_to_string(code.join("Cargo.toml")).expect("Cargo.toml");
-        assert!(
-            manifest.contains("[workspace]") && manifest.contains("\"functions/lambda-handlers\"")
-        );
+        let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(code, package.canonicalize().unwrap(), "{id}: CodeUri");
     }
 
     let architecture = &t.doc["Parameters"]["Architecture"];
@@ -168,36 +172,120 @@ fn one_function_per_binary_built_by_cargo_lambda() {
     assert_eq!(strings(&architecture["AllowedValues"]), ["x86_64", "arm64"]);
 }
 
-/// `pub const NAME: &str = "VALUE";` of src/config.rs: the variables named there.
-fn config_env_names() -> BTreeSet<String> {
+/// `pub const NAME: &str = "VALUE";` of src/config.rs: (NAME, VALUE), the variables
+/// named there.
+fn config_constants() -> Vec<(String, String)> {
     crate_file("src/config.rs")
         .lines()
         .filter_map(|line| line.trim().strip_prefix("pub const "))
         .filter_map(|rest| rest.split_once(": &str = \""))
-        .filter_map(|(_, value)| value.split_once('"'))
-        .map(|(value, _)| value.to_owned())
+        .filter_map(|(name, value)| {
+            let (value, _) = value.split_once('"')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
         .collect()
+}
+
+/// The free functions and methods of the library, `module::name` -> body. Bodies are
+/// found by matching braces, which this crate's code allows (no unbalanced brace in a
+/// string or char literal).
+fn library_functions() -> BTreeMap<String, String> {
+    let mut functions: BTreeMap<String, String> = BTreeMap::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("fn ") {
+            let after = &rest[at + 3..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let Some(open) = after.find('{') else { break };
+            let mut depth = 0;
+            let mut end = after.len();
+            for (i, c) in after[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = open + i + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !name.is_empty() {
+                functions
+                    .entry(format!("{module}::{name}"))
+                    .or_default()
+                    .push_str(&after[open..end]);
+            }
+            rest = &after[open..];
+            rest = &rest[1..];
+        }
+    }
+    functions
+}
+
+/// Variables named directly in `code`: `config::NAME`, `config::table_name()`, and the
+/// ones read by `EnvFilter::from_default_env` and `store_dynamodb::client_from_env`.
+fn direct_reads(code: &str) -> BTreeSet<String> {
+    let mut read = BTreeSet::new();
+    for (name, value) in config_constants() {
+        if code.contains(&format!("config::{name}")) {
+            read.insert(value);
+        }
+    }
+    for (marker, var) in [
+        ("config::table_name(", config::TABLE_NAME),
+        ("from_default_env(", permissions::RUST_LOG),
+        ("client_from_env(", store_dynamodb::ENDPOINT_ENV),
+    ] {
+        if code.contains(marker) {
+            read.insert(var.to_owned());
+        }
+    }
+    read
+}
+
+/// `module::name` -> the variables that function reads, directly or through the library
+/// functions it calls as `module::name(`.
+fn environment_reads(functions: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut reads: BTreeMap<String, BTreeSet<String>> = functions
+        .iter()
+        .map(|(name, body)| (name.clone(), direct_reads(body)))
+        .collect();
+    loop {
+        let mut changed = false;
+        for (name, body) in functions {
+            let mut more = BTreeSet::new();
+            for (callee, vars) in &reads {
+                if callee != name && body.contains(&format!("{callee}(")) {
+                    more.extend(vars.iter().cloned());
+                }
+            }
+            let entry = reads.get_mut(name).expect("every function");
+            let before = entry.len();
+            entry.extend(more);
+            changed |= entry.len() != before;
+        }
+        if !changed {
+            return reads;
+        }
+    }
 }
 
 #[test]
 fn environment_is_what_each_binary_reads() {
-    // The declaration against the code. Binaries read the environment only through the
-    // library's entry points, and each entry point reads known variables.
-    let bootstrap = crate_file("src/bootstrap.rs");
-    assert!(
-        bootstrap.contains("config::table_name()"),
-        "bootstrap::dynamo reads TABLE_NAME"
-    );
-    assert!(bootstrap.contains("store_dynamodb::client_from_env()"));
-    assert!(
-        bootstrap.contains("config::WEBSOCKET_ENDPOINT"),
-        "bootstrap::poker"
-    );
-    assert!(crate_file("src/config.rs").contains("required(TABLE_NAME)"));
-    assert!(
-        crate_file("src/logging.rs").contains("from_default_env()"),
-        "logging reads RUST_LOG"
-    );
+    // The declaration against the code: the environment is read only through config.rs
+    // (and the logging and DynamoDB client set-up), as the names below.
     assert_eq!(config::DYNAMODB_ENDPOINT, store_dynamodb::ENDPOINT_ENV);
     assert_eq!(config::TABLE_NAME, store_dynamodb::TABLE_NAME_ENV);
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src")).unwrap() {
@@ -211,25 +299,20 @@ fn environment_is_what_each_binary_reads() {
             );
         }
     }
-    let entry_points: [(&str, &[&str]); 3] = [
-        // DYNAMODB_ENDPOINT too, through store_dynamodb::client_from_env: local-only.
-        ("bootstrap::dynamo(", &[config::TABLE_NAME]),
-        ("bootstrap::poker(", &[config::WEBSOCKET_ENDPOINT]),
-        ("logging::init(", &[permissions::RUST_LOG]),
-    ];
+    // What each binary reads: the variables its own code and the library functions it
+    // calls (transitively) name.
+    let functions = library_functions();
+    let reads = environment_reads(&functions);
     for needs in permissions::FUNCTIONS {
         let source = bin_source(needs.binary);
-        assert!(
-            !source.contains("env::var") && !source.contains("config::"),
-            "{}",
-            needs.binary
-        );
-        let read: BTreeSet<String> = entry_points
-            .iter()
-            .filter(|(call, _)| source.contains(call))
-            .flat_map(|(_, vars)| vars.iter().copied())
-            .map(str::to_owned)
-            .collect();
+        assert!(!source.contains("env::var"), "{}", needs.binary);
+        let mut read = direct_reads(&source);
+        for (name, vars) in &reads {
+            if source.contains(&format!("{name}(")) {
+                read.extend(vars.iter().cloned());
+            }
+        }
+        read.retain(|v| !permissions::LOCAL_ONLY_ENV.contains(&v.as_str()));
         assert_eq!(
             read,
             set(needs.env.iter().copied()),
@@ -238,7 +321,7 @@ fn environment_is_what_each_binary_reads() {
         );
     }
     // Every variable of config.rs is set for some function, or is local-only.
-    for name in config_env_names() {
+    for (_, name) in config_constants() {
         let deployed = permissions::FUNCTIONS
             .iter()
             .any(|f| f.env.contains(&name.as_str()));
@@ -358,10 +441,20 @@ fn websocket_routes_reach_their_functions() {
         props["RouteSelectionExpression"].as_str(),
         Some("$request.body.action")
     );
-    let expected = BTreeMap::from([
-        ("$connect", ("ws-connect", ".connect(")),
-        ("$disconnect", ("ws-disconnect", ".disconnect(")),
-        ("$default", ("ws-default", "keep_alive(")),
+    // Route -> (binary, what its main calls: the handler, or the runtime loop serving it).
+    let expected: BTreeMap<&str, (&str, &[&str])> = BTreeMap::from([
+        (
+            "$connect",
+            ("ws-connect", &[".connect(", "StatefulRoute::Connect"][..]),
+        ),
+        (
+            "$disconnect",
+            (
+                "ws-disconnect",
+                &[".disconnect(", "StatefulRoute::Disconnect"][..],
+            ),
+        ),
+        ("$default", ("ws-default", &["keep_alive("][..])),
     ]);
     let function_ids: BTreeMap<String, String> = t
         .functions()
@@ -394,9 +487,10 @@ fn websocket_routes_reach_their_functions() {
             Some(*binary),
             "{key}"
         );
+        let source = bin_source(binary);
         assert!(
-            bin_source(binary).contains(handler),
-            "{binary} handles {key} with {handler}"
+            handler.iter().any(|h| source.contains(h)),
+            "{binary} handles {key} with one of {handler:?}"
         );
 
         // API Gateway may invoke the function for this route only.
