@@ -20,6 +20,17 @@ pub struct Server {
     _data_dir: Option<tempfile::TempDir>,
 }
 
+impl Server {
+    /// Reads and drops the server's log lines, so that a full pipe never blocks it.
+    pub fn drain_stderr(&mut self) {
+        if let Some(mut stderr) = self.child.stderr.take() {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+            });
+        }
+    }
+}
+
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], test_support::free_port()))
 }

@@ -212,9 +212,10 @@ async fn lambda_cold_start(
 /// One cold start of the local server: spawn to the first answered request.
 async fn local_server_cold_start(bin: &FsPath) -> Duration {
     let started = Instant::now();
-    let server = servers::local_server(bin, None)
+    let mut server = servers::local_server(bin, None)
         .await
         .expect("start the local server");
+    server.drain_stderr();
     loop {
         if let Ok(mut conn) = Connection::open(server.addr).await
             && let Ok((200, _)) = conn

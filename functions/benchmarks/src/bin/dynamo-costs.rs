@@ -400,12 +400,14 @@ async fn main() {
     let bench = bench.on_new_table(&dynamo, &client).await;
     let writers = concurrent_writers(&bench, writer_seconds).await;
     let mut w = Section::new(&command);
+    let config = PushConfig::default();
     w.para(&format!(
         "Each writer is its own client pushing one increment at a time to one space for \
          {writer_seconds} s, through `engine::push` on the DynamoDB store (moto). A conflict \
          is a commit that lost the race and was retried from a fresh snapshot \
-         (`PushConfig::default()`: at most 12 attempts, jittered backoff 4 ms doubling to \
-         250 ms)."
+         (`PushConfig::default()`: at most {} attempts, jittered backoff {:?} doubling to \
+         {:?}); a push that runs out of attempts gives up (HTTP 503 for the client).",
+        config.max_attempts, config.backoff_base, config.backoff_max
     ));
     w.table(&writers);
     w.write(non_empty(&out_writers));

@@ -60,9 +60,10 @@ async fn open_sockets(
 }
 
 async fn local_server_rows(bin: &std::path::Path, pushes: u64, table: &mut Table) {
-    let server = servers::local_server_with(bin, None, &[("RUST_LOG", "warn")])
+    let mut server = servers::local_server_with(bin, None, &[("RUST_LOG", "warn")])
         .await
         .expect("start the local server");
+    server.drain_stderr();
     let mut conn = Connection::open(server.addr).await.expect("connect");
     for (i, &n) in CONNECTION_COUNTS.iter().enumerate() {
         let space = format!("pokes{i}");
