@@ -36,7 +36,7 @@ stage_clippy() {
 }
 
 stage_cargo-test() {
-  cargo test --workspace --locked
+  cargo test --workspace --locked --no-fail-fast
 }
 
 e2e() {
