@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 MOTO_VERSION=5.2.1
-CHECK_STAGES=(fmt clippy cargo-test e2e-sqlite e2e-dynamodb web-client)
+CHECK_STAGES=(fmt clippy cargo-test e2e-sqlite e2e-dynamodb web-client template-lint cargo-lambda-smoke)
 ARTIFACTS=$ROOT/tests/artifacts
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export LOCAL_SERVER_BIN=${LOCAL_SERVER_BIN:-$TARGET_DIR/debug/local-server}
@@ -60,6 +60,17 @@ stage_e2e-dynamodb() {
 # server (client/test.sh installs Chromium and the client's npm packages when missing).
 stage_web-client() {
   SKIP_SERVER_BUILD=1 timeout --kill-after=10 "$E2E_TIMEOUT" bash "$ROOT/client/test.sh"
+}
+
+# The SAM template, linted offline (cfn-lint and `sam validate --lint`, pinned, installed
+# into their own virtual environments when missing).
+stage_template-lint() {
+  bash "$ROOT/infra/lint.sh"
+}
+
+# The real Lambda binaries under `cargo lambda watch` against this run's moto.
+stage_cargo-lambda-smoke() {
+  timeout --kill-after=10 "$E2E_TIMEOUT" bash "$ROOT/infra/cargo-lambda-smoke.sh"
 }
 
 # ---------------------------------------------------------------- setup
