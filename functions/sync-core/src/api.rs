@@ -13,6 +13,7 @@ use crate::ids::SpaceId;
 use crate::mutators::Registry;
 use crate::poke::Poker;
 use crate::protocol::{self, ClientError, Parsed};
+use crate::space_locks::SpaceLocks;
 use crate::store::Store;
 use serde_json::{Value, json};
 use std::io::Write as _;
@@ -126,6 +127,7 @@ pub struct SyncService {
     mutators: Arc<Registry>,
     poker: Arc<dyn Poker>,
     push_config: PushConfig,
+    push_turns: SpaceLocks,
 }
 
 impl SyncService {
@@ -135,6 +137,7 @@ impl SyncService {
             mutators,
             poker,
             push_config: PushConfig::default(),
+            push_turns: SpaceLocks::default(),
         }
     }
 
@@ -244,6 +247,7 @@ impl SyncService {
                 ));
             }
         };
+        let turn = self.push_turns.lock(space).await;
         let result = engine::push(
             self.store.as_ref(),
             &self.mutators,
@@ -253,6 +257,7 @@ impl SyncService {
             &push,
         )
         .await;
+        drop(turn);
         let committed = match &result {
             Ok(outcome) => outcome.commits,
             Err(failure) => failure.committed,

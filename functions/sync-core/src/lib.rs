@@ -14,6 +14,7 @@ pub mod memory_store;
 pub mod mutators;
 pub mod poke;
 pub mod protocol;
+pub mod space_locks;
 pub mod store;
 pub mod tx;
 
