@@ -13,9 +13,8 @@ use sync_core::SpaceId;
 /// API Gateway's maximum connection duration.
 pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 
-const PK: &str = "pk";
-const SK: &str = "sk";
-const TTL: &str = "expiresAt";
+use store_dynamodb::schema::{PK, SK, TTL_ATTRIBUTE as TTL};
+
 const SPACE_ID: &str = "spaceID";
 
 #[derive(Debug, thiserror::Error)]

@@ -598,8 +598,6 @@ fn table_matches_the_store_schema() {
     let ttl = &p["TimeToLiveSpecification"];
     assert_eq!(ttl["AttributeName"].as_str(), Some(schema::TTL_ATTRIBUTE));
     assert_eq!(ttl["Enabled"].as_bool(), Some(true));
-    // The connection records carry the same TTL attribute.
-    assert!(crate_file("src/connections.rs").contains(&format!("\"{}\"", schema::TTL_ATTRIBUTE)));
     assert_eq!(
         p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
