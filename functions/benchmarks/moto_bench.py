@@ -3,8 +3,8 @@ that makes big tables usable: how a transaction keeps its rollback copy.
 
 moto 5.2.1's `transact_write_items` deep-copies the whole table once per action before
 applying a transaction (99 copies of the table for a 98-write commit), so a commit costs
-time and memory in proportion to the table's size times its actions: seeding 10k entries
-through the engine takes tens of minutes and tens of GB. This launcher instead keeps a
+time and memory in proportion to the table's size times its actions: seeding 1,000
+entries through the engine took 52 s, and memory passed 20 GB on the way to 10,000. This launcher instead keeps a
 copy of only the items the transaction names, and puts them back if it is cancelled.
 What the transaction does, its conditions and its cancellation reasons are moto's own.
 

@@ -41,7 +41,8 @@ if [[ ! -d $BENCH/reference/node_modules/replicache-express ]]; then
   (cd "$BENCH/reference" && npm ci --no-audit --no-fund)
 fi
 # The servers under test and the Lambda binaries, in the release profile (stripped).
-# BENCH_SKIP_BUILD=1 uses the binaries as they are (while another build holds cargo's lock).
+# BENCH_SKIP_BUILD=1 uses the binaries as they are (while another build holds cargo's lock);
+# BENCH_DOC=FILE writes the tables into a copy of BENCHMARKS.md instead (a trial run).
 if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
   cargo build --release --locked -p benchmarks -p local-server -p lambda-handlers --bins
 fi
@@ -104,5 +105,5 @@ duration=""
 if [[ $ALL_STEPS == 1 ]]; then
   duration="$(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
 fi
-python3 "$BENCH/splice.py" "$ROOT/BENCHMARKS.md" "$RESULTS" "$duration"
+python3 "$BENCH/splice.py" "${BENCH_DOC:-$ROOT/BENCHMARKS.md}" "$RESULTS" "$duration"
 log "done in $(( SECONDS - started )) s"
