@@ -8,13 +8,17 @@ use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region}
 use lambda_handlers::connections::ConnectionTable;
 use lambda_handlers::poker::{ApiGatewayPoker, FanOut};
 use lambda_handlers::websocket::{WebSocketRoutes, keep_alive};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use serde_json::json;
 use std::sync::Arc;
+use support::ws_event;
 use sync_core::api::ApiRequest;
 use sync_core::mutators::app;
 use sync_core::{SpaceId, Store, SyncService};
 use test_support::LocalDynamo;
+
+// Shared with the template tests, of which this binary uses only the event builders.
+#[allow(dead_code)]
+mod support;
 
 fn management_client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
     let config = aws_sdk_apigatewaymanagement::Config::builder()
@@ -24,47 +28,6 @@ fn management_client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
         .endpoint_url(endpoint)
         .build();
     aws_sdk_apigatewaymanagement::Client::from_conf(config)
-}
-
-/// A WebSocket route event as API Gateway delivers it to a Lambda proxy integration.
-fn ws_event(
-    route: &str,
-    connection_id: &str,
-    space: Option<&str>,
-) -> ApiGatewayWebsocketProxyRequest {
-    let event_type = match route {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
-    let mut ev = json!({
-        "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com", "Sec-WebSocket-Version": "13"},
-        "multiValueHeaders": {"Host": ["abc123.execute-api.us-east-1.amazonaws.com"]},
-        "requestContext": {
-            "routeKey": route,
-            "eventType": event_type,
-            "extendedRequestId": "X1",
-            "requestTime": "27/Nov/2026:08:00:00 +0000",
-            "messageDirection": "IN",
-            "stage": "live",
-            "connectedAt": 1795766400000u64,
-            "requestTimeEpoch": 1795766400000u64,
-            "identity": {"sourceIp": "203.0.113.7"},
-            "requestId": "X1",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "connectionId": connection_id,
-            "apiId": "abc123"
-        },
-        "isBase64Encoded": false
-    });
-    if let Some(space) = space {
-        ev["queryStringParameters"] = json!({ "spaceID": space });
-        ev["multiValueQueryStringParameters"] = json!({ "spaceID": [space] });
-    }
-    if event_type == "MESSAGE" {
-        ev["body"] = json!(r#"{"action":"ping"}"#);
-    }
-    serde_json::from_value(ev).expect("a valid WebSocket proxy event")
 }
 
 struct World {
