@@ -17,6 +17,8 @@ use crate::retry::{Failure, RetryPolicy, describe, with_retries};
 use crate::schema::{self, space_pk};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -150,6 +152,20 @@ impl DynamoStore {
             items.extend(responses.iter().map(|r| r.item().cloned()));
         }
         Ok(items)
+    }
+
+    /// One page of a `Query`, retried like every other call.
+    async fn query_page(&self, request: QueryFluentBuilder) -> Result<QueryOutput, StoreError> {
+        with_retries(&self.retry, "Query", || {
+            let request = request.clone();
+            async move {
+                request
+                    .send()
+                    .await
+                    .map_err(|err| Failure::from_sdk("Query", &err))
+            }
+        })
+        .await
     }
 
     async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -341,16 +357,7 @@ impl DynamoStore {
                 .expression_attribute_values(":from", n(since + 1))
                 .expression_attribute_values(":upto", n(upto))
                 .set_exclusive_start_key(start.take());
-            let output = with_retries(&self.retry, "Query", || {
-                let request = request.clone();
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map_err(|err| Failure::from_sdk("Query", &err))
-                }
-            })
-            .await?;
+            let output = self.query_page(request).await?;
             for found in output.items.unwrap_or_default() {
                 let version = get_n(&found, schema::VERSION)?;
                 if version <= since || version > upto {
@@ -554,16 +561,7 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":prefix", s(schema::entry_sk(prefix)))
                 .limit(i32::try_from(page).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take());
-            let output = with_retries(&self.retry, "Query", || {
-                let request = request.clone();
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map_err(|err| Failure::from_sdk("Query", &err))
-                }
-            })
-            .await?;
+            let output = self.query_page(request).await?;
             for entry in output.items() {
                 if found.len() == limit {
                     break;
