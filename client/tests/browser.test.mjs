@@ -8,9 +8,11 @@ import {
   newPage,
   screenshot,
   serverCount,
+  settledServerCount,
   sleep,
   startServer,
   startStaticServer,
+  waitFor,
   waitForCount,
 } from './harness.mjs';
 
@@ -126,7 +128,7 @@ test('two pages on one space: a click in A shows in B within 2 s, by poke', asyn
 
   const pokes = await b.page.locator('#log li[data-kind="poke"]').count();
   assert.ok(pokes - pokesBefore >= 3, `B logged ${pokes - pokesBefore} pokes`);
-  assert.equal(await serverCount(server.origin, spaceID), 4);
+  assert.equal(await settledServerCount(server.origin, spaceID, 4, 'the four pushes'), 4);
   assert.equal(await a.page.getAttribute('#status', 'data-online'), 'true');
 
   await a.page.waitForTimeout(300); // let the bump animation finish
@@ -158,15 +160,17 @@ test('the challenge: a client whose increment adds 2 shows 2, then the server\'s
   await wrong.page.click('#increment');
   await waitForCount(wrong.page, 2, 1000);
   const optimisticMs = Date.now() - started;
-  await wrong.page.waitForTimeout(300);
+  // The push leaves after Replicache's push delay and reaches the route handler through
+  // Playwright: wait for it rather than assume the screenshot below took long enough.
+  await waitFor(() => pushes >= 1, 'the push to be attempted (and held)');
+  await wrong.page.waitForTimeout(300); // let the bump animation finish
   await screenshot(wrong.page, 'challenge-before-sync');
   assert.equal(await countOf(right.page), '0');
-  assert.ok(pushes >= 1, 'the push was attempted');
 
   releasePush();
   const correctedMs = await waitForCount(wrong.page, 1, 5000);
   await waitForCount(right.page, 1, 2000);
-  assert.equal(await serverCount(server.origin, spaceID), 1);
+  assert.equal(await settledServerCount(server.origin, spaceID, 1, 'the released push'), 1);
   await wrong.page.waitForTimeout(300);
   await screenshot(wrong.page, 'challenge-after-sync');
   // And it stays corrected.
@@ -199,7 +203,13 @@ test('offline: increments made offline are kept locally and merge once back onli
   assert.equal(await a.page.textContent('#status-label'), 'Offline');
   assert.equal(await countOf(a.page), '3', 'A does not see B while offline');
   assert.equal(await countOf(b.page), '1', 'B does not see A while A is offline');
-  assert.equal(await serverCount(server.origin, spaceID), 1);
+  // B's count is optimistic: its push may still be on the way. Wait until it has landed
+  // (the server counts something), then the server must hold B's increment only.
+  assert.equal(
+    await settledServerCount(server.origin, spaceID, 1, "B's push while A is offline"),
+    1,
+    "the server has B's increment and none of A's",
+  );
   await sleep(1500); // stay offline a while, as a user would
   await screenshot(a.page, 'offline-A');
 
@@ -209,7 +219,7 @@ test('offline: increments made offline are kept locally and merge once back onli
   const bMs = await waitForCount(b.page, 4, 15_000);
   const convergedMs = Date.now() - backAt;
   await a.page.waitForSelector('#status[data-online="true"]', { timeout: 10_000 });
-  assert.equal(await serverCount(server.origin, spaceID), 4);
+  assert.equal(await settledServerCount(server.origin, spaceID, 4, "A's offline pushes"), 4);
 
   // Nothing doubled later (a re-sent push must be recognised as a duplicate).
   await sleep(1500);
@@ -246,7 +256,7 @@ test('config.json on another origin points the client at the API (CORS)', async 
   await waitForCount(local.page, 1, 2000);
   await local.page.click('#increment');
   await waitForCount(hosted.page, 2, 2000); // by poke over the cross-origin socket
-  assert.equal(await serverCount(server.origin, spaceID), 2);
+  assert.equal(await settledServerCount(server.origin, spaceID, 2, 'both pushes'), 2);
 
   // / on the static host creates the space through the API too.
   await hosted.page.goto(`${statics.origin}/`);

@@ -30,6 +30,34 @@ export const CHROMIUM_ARGS = [
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** How long a wait for something that is expected to happen may take before it fails. */
+export const WAIT_TIMEOUT_MS = 15_000;
+
+/**
+ * Polls `check` (sync or async) until it returns a truthy value, and returns that value.
+ * A `check` that throws counts as "not yet" (its last error goes into the failure).
+ * `what` (a string, or a function called at failure time so it can show the last state)
+ * names the condition in the error thrown after `timeout` ms.
+ */
+export async function waitFor(check, what, { timeout = WAIT_TIMEOUT_MS, interval = 25 } = {}) {
+  const started = Date.now();
+  for (;;) {
+    let error;
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      error = e;
+    }
+    if (Date.now() - started >= timeout) {
+      const name = typeof what === 'function' ? what() : what;
+      const cause = error ? ` (last check threw: ${error.message})` : '';
+      throw new Error(`timed out after ${timeout} ms waiting for ${name}${cause}`);
+    }
+    await sleep(interval);
+  }
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -164,6 +192,24 @@ export async function serverCount(origin, spaceID) {
     if (op.key === 'count') count = op.op === 'put' ? op.value : undefined;
   }
   return count ?? 0;
+}
+
+/**
+ * Waits until the server's count for `spaceID` is at least `atLeast` (the pushes it
+ * depends on have landed) and returns the count then, for the caller to assert exactly:
+ * a count that overshoots is returned at once, so `assert.equal` still catches it.
+ */
+export async function settledServerCount(origin, spaceID, atLeast, what, options) {
+  let seen = 'none yet';
+  return waitFor(
+    async () => {
+      const n = await serverCount(origin, spaceID);
+      seen = n;
+      return n >= atLeast ? { count: n } : null;
+    },
+    () => `${what}: server count >= ${atLeast} (last seen: ${seen})`,
+    options,
+  ).then((r) => r.count);
 }
 
 /**
