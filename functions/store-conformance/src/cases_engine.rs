@@ -4,9 +4,14 @@
 use crate::new_space;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::OnceLock;
+use sync_core::cookie::CookieKeys;
+use sync_core::engine::pull::PullError;
 use sync_core::engine::{self, PushConfig};
 use sync_core::mutators::app;
-use sync_core::protocol::{Cookie, Mutation, PatchOp, PullRequest, PullResponse, PushRequest};
+use sync_core::protocol::{
+    Cookie, MAX_SAFE_INTEGER, Mutation, PatchOp, PullRequest, PullResponse, PushRequest,
+};
 use sync_core::{SpaceId, Store};
 
 pub fn mutation(client: &str, id: u64, name: &str, args: Value) -> Mutation {
@@ -15,6 +20,7 @@ pub fn mutation(client: &str, id: u64, name: &str, args: Value) -> Mutation {
         id,
         name: name.to_owned(),
         args,
+        defect: None,
     }
 }
 
@@ -27,19 +33,48 @@ pub fn push_request(group: &str, mutations: Vec<Mutation>) -> PushRequest {
     }
 }
 
-pub async fn pull_from(
+/// The cookie keys of every case: a fixed test secret, so that cookies signed in one
+/// call verify in the next.
+pub fn cookie_keys() -> &'static CookieKeys {
+    static KEYS: OnceLock<CookieKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        CookieKeys::from_secret_text("conformance-cookie-secret-0123456789abcdef")
+            .expect("a valid test secret")
+    })
+}
+
+pub async fn try_pull_from(
     store: &dyn Store,
     space: &SpaceId,
     group: &str,
     cookie: Cookie,
-) -> PullResponse {
+) -> Result<PullResponse, PullError> {
     let req = PullRequest {
         client_group_id: group.to_owned(),
         profile_id: None,
         schema_version: String::new(),
         cookie,
     };
-    engine::pull(store, space, &req).await.expect("pull")
+    engine::pull(store, cookie_keys(), space, &req).await
+}
+
+pub async fn pull_from(
+    store: &dyn Store,
+    space: &SpaceId,
+    group: &str,
+    cookie: Cookie,
+) -> PullResponse {
+    try_pull_from(store, space, group, cookie)
+        .await
+        .expect("pull")
+}
+
+/// The cookie a response handed out, as the client sends it back.
+pub fn cookie_of(resp: &PullResponse) -> Cookie {
+    Cookie::Signed {
+        order: resp.cookie.order,
+        sig: resp.cookie.sig.clone(),
+    }
 }
 
 fn put_value<'a>(resp: &'a PullResponse, key: &str) -> Option<&'a Value> {
@@ -83,12 +118,12 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
         full.last_mutation_id_changes,
         [("c1".into(), 2), ("c2".into(), 1)].into()
     );
-    assert_eq!(full.cookie, 1);
+    assert_eq!(full.cookie.order, 1);
 
     // The same request again: all duplicates, nothing committed, nothing changes.
     let again = push(store, &space, &req).await;
     assert_eq!((again.processed, again.commits), (0, 0));
-    let same = pull_from(store, &space, "g", Cookie::Version(full.cookie)).await;
+    let same = pull_from(store, &space, "g", cookie_of(&full)).await;
     assert_eq!(same.cookie, full.cookie);
     assert!(same.patch.is_empty() && same.last_mutation_id_changes.is_empty());
 
@@ -100,8 +135,8 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
     // Incremental: only what changed, with the new cookie.
     let req = push_request("g", vec![mutation("c2", 2, "increment", json!(1))]);
     push(store, &space, &req).await;
-    let inc = pull_from(store, &space, "g", Cookie::Version(full.cookie)).await;
-    assert_eq!(inc.cookie, 2);
+    let inc = pull_from(store, &space, "g", cookie_of(&full)).await;
+    assert_eq!(inc.cookie.order, 2);
     assert_eq!(
         inc.patch,
         vec![PatchOp::Put {
@@ -242,7 +277,9 @@ pub async fn engine_concurrent_pushes(store: Arc<dyn Store>) {
     assert_eq!(full.last_mutation_id_changes, [("c3".into(), 10)].into());
 }
 
-pub async fn engine_cookie_from_the_future(store: Arc<dyn Store>) {
+/// Forged cookies from the future never move a space's version; a cookie this server
+/// signed (held across a restore) gets a reset above it, and versions never go back.
+pub async fn engine_cookies(store: Arc<dyn Store>) {
     let store = store.as_ref();
     let space = new_space(store, "future").await;
     push(
@@ -251,13 +288,71 @@ pub async fn engine_cookie_from_the_future(store: Arc<dyn Store>) {
         &push_request("g", vec![mutation("c", 1, "increment", json!(1))]),
     )
     .await;
-    let reset = pull_from(store, &space, "g", Cookie::Version(50)).await;
+    let other_space = crate::fresh_space("other");
+    let stranger_keys = CookieKeys::from_secret_text(&"s".repeat(32)).expect("a valid key");
+    let forged = [
+        Cookie::Version(MAX_SAFE_INTEGER),
+        Cookie::Version(1 << 52),
+        Cookie::Version(1_000_000_000_000_000),
+        Cookie::Unusable(1e300),
+        Cookie::Unusable(1.5),
+        Cookie::Signed {
+            order: 50,
+            sig: "forged".into(),
+        },
+        Cookie::Signed {
+            order: 50,
+            sig: stranger_keys.sign(&space, 50).sig,
+        },
+        Cookie::Signed {
+            order: 50,
+            sig: cookie_keys().sign(&other_space, 50).sig,
+        },
+        Cookie::Signed {
+            order: MAX_SAFE_INTEGER,
+            sig: cookie_keys().sign(&space, MAX_SAFE_INTEGER).sig,
+        },
+    ];
+    for cookie in forged {
+        let refused = try_pull_from(store, &space, "stranger", cookie.clone()).await;
+        assert!(
+            matches!(refused, Err(PullError::CookieFromTheFuture { .. })),
+            "{cookie:?}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        store.space_version(&space).await.expect("version"),
+        Some(1),
+        "a forged cookie moved the version"
+    );
+    // Below the version, unsigned numbers (earlier servers' cookies) stay incremental.
+    let legacy = pull_from(store, &space, "g", Cookie::Version(0)).await;
+    assert_eq!(legacy.cookie.order, 1);
+    assert_eq!(put_value(&legacy, "count"), Some(&json!(1)));
+    assert!(!legacy.patch.contains(&PatchOp::Clear));
+
+    // A genuine cookie from before a restore.
+    let genuine = cookie_keys().sign(&space, 50);
+    let reset = pull_from(
+        store,
+        &space,
+        "g",
+        Cookie::Signed {
+            order: 50,
+            sig: genuine.sig,
+        },
+    )
+    .await;
     assert!(
-        reset.cookie > 50,
+        reset.cookie.order > 50,
         "a reset must carry a cookie above the one sent"
     );
     assert_eq!(reset.patch.first(), Some(&PatchOp::Clear));
     assert_eq!(put_value(&reset, "count"), Some(&json!(1)));
+    assert_eq!(
+        store.space_version(&space).await.expect("version"),
+        Some(reset.cookie.order)
+    );
     // Versions never go back: the next push lands above the reset cookie, incrementally.
     push(
         store,
@@ -265,8 +360,8 @@ pub async fn engine_cookie_from_the_future(store: Arc<dyn Store>) {
         &push_request("g", vec![mutation("c", 2, "increment", json!(1))]),
     )
     .await;
-    let inc = pull_from(store, &space, "g", Cookie::Version(reset.cookie)).await;
-    assert!(inc.cookie > reset.cookie);
+    let inc = pull_from(store, &space, "g", cookie_of(&reset)).await;
+    assert!(inc.cookie.order > reset.cookie.order);
     assert_eq!(
         inc.patch,
         vec![PatchOp::Put {

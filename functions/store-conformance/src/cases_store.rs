@@ -2,8 +2,9 @@
 
 use crate::new_space;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use sync_core::store::{ClientRecord, Commit, CommitOutcome, EntryChange, SpaceHead, Store};
+use sync_core::store::{ClientRecord, Commit, CommitOutcome, EntryChange, Store};
 
 fn client(group: &str, lmid: u64) -> ClientRecord {
     ClientRecord {
@@ -142,7 +143,7 @@ pub async fn conflicts_write_nothing(store: Arc<dyn Store>) {
     assert_eq!(snap.group_owner, None, "a conflicting commit wrote a group");
 }
 
-pub async fn changes_by_version_range(store: Arc<dyn Store>) {
+pub async fn pull_snapshot_since(store: Arc<dyn Store>) {
     let space = new_space(store.as_ref(), "changes").await;
     let mut c1 = commit(0, vec![("a", Some(json!(1))), ("b", Some(json!(2)))]);
     c1.clients = vec![
@@ -160,22 +161,31 @@ pub async fn changes_by_version_range(store: Arc<dyn Store>) {
     )
     .await;
 
-    let all = store.changes(&space, "g", 0, 3).await.unwrap();
-    let mut keys: Vec<_> = all.entries.iter().map(|e| e.key.clone()).collect();
-    keys.sort();
-    assert_eq!(keys, ["a", "b", "c", "d"]);
+    let snap = |group: &'static str, since| {
+        let store = store.clone();
+        let space = space.clone();
+        async move {
+            store
+                .pull_snapshot(&space, group, since)
+                .await
+                .unwrap()
+                .expect("the space exists")
+        }
+    };
+    let all = snap("g", 0).await;
+    assert_eq!(all.version, 3);
+    let keys: Vec<_> = all.entries.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(keys, ["a", "b", "c", "d"], "every entry, in key order");
     assert_eq!(
         all.client_lmids,
         vec![("mine".to_owned(), 2)],
         "other groups' clients leak"
     );
 
-    // (1, 2]: b deleted, c put, mine's lmid; d (version 3) excluded by the bound.
-    let mid = store.changes(&space, "g", 1, 2).await.unwrap();
-    let mut entries = mid.entries.clone();
-    entries.sort_by(|x, y| x.key.cmp(&y.key));
+    // Since 1: b deleted, c put, d put, mine's lmid.
+    let mid = snap("g", 1).await;
     assert_eq!(
-        entries,
+        mid.entries,
         vec![
             EntryChange {
                 key: "b".into(),
@@ -185,13 +195,22 @@ pub async fn changes_by_version_range(store: Arc<dyn Store>) {
                 key: "c".into(),
                 value: Some(json!(3))
             },
+            EntryChange {
+                key: "d".into(),
+                value: Some(json!(4))
+            },
         ]
     );
     assert_eq!(mid.client_lmids, vec![("mine".to_owned(), 2)]);
-    let none = store.changes(&space, "g", 3, 3).await.unwrap();
-    assert!(none.entries.is_empty() && none.client_lmids.is_empty());
-    let theirs = store.changes(&space, "h", 0, 3).await.unwrap();
+    for since in [3, 4, 1_000] {
+        let none = snap("g", since).await;
+        assert_eq!(none.version, 3, "since {since}");
+        assert!(none.entries.is_empty() && none.client_lmids.is_empty());
+    }
+    let theirs = snap("h", 0).await;
     assert_eq!(theirs.client_lmids, vec![("theirs".to_owned(), 1)]);
+    let unknown = crate::fresh_space("unknown");
+    assert_eq!(store.pull_snapshot(&unknown, "g", 0).await.unwrap(), None);
 }
 
 pub async fn reads_skip_deleted(store: Arc<dyn Store>) {
@@ -256,7 +275,11 @@ pub async fn values_round_trip(store: Arc<dyn Store>) {
             "value of {key:?} did not round-trip (a null value is live, not deleted)"
         );
     }
-    let changes = store.changes(&space, "g", 0, 1).await.unwrap();
+    let changes = store
+        .pull_snapshot(&space, "g", 0)
+        .await
+        .unwrap()
+        .expect("the space exists");
     assert_eq!(changes.entries.len(), values.len());
     for e in changes.entries {
         let expected = values.iter().find(|(k, _)| *k == e.key).map(|(_, v)| v);
@@ -291,15 +314,10 @@ pub async fn concurrent_commits_one_winner(store: Arc<dyn Store>) {
     );
 }
 
-/// On a space no commit is being applied to, the head a pull reads and the changes up to it
-/// are the plain version and changes.
-pub async fn head_and_changes_to_head(store: Arc<dyn Store>) {
+/// After every commit, a pull snapshot from every earlier version is exactly what changed
+/// since then, as a reference model of the commits says (version-only commits included).
+pub async fn pull_snapshot_after_each_commit(store: Arc<dyn Store>) {
     let space = new_space(store.as_ref(), "head").await;
-    let unknown = crate::fresh_space("unknown");
-    assert_eq!(store.space_head(&unknown).await.unwrap(), None);
-    let head = store.space_head(&space).await.unwrap().expect("a head");
-    assert_eq!(head.version, 0);
-
     let mut c1 = commit(0, vec![("a", Some(json!(1))), ("b", Some(json!(2)))]);
     c1.clients = vec![
         ("mine".into(), client("g", 1)),
@@ -308,33 +326,49 @@ pub async fn head_and_changes_to_head(store: Arc<dyn Store>) {
     c1.new_group = Some(("g".into(), "".into()));
     let mut c2 = commit(1, vec![("b", None), ("c", Some(json!(3)))]);
     c2.clients = vec![("mine".into(), client("g", 2))];
-    // A version-only commit (how a pull moves past a cookie from the future).
+    // A version-only commit (how a pull moves past a genuine cookie from the future).
     let mut raise = commit(2, vec![]);
     raise.next_version = 7;
     let c3 = commit(7, vec![("a", Some(json!("again")))]);
+    // key -> (value, version); client -> (group, lmid, version)
+    let mut entries: BTreeMap<String, (Option<Value>, u64)> = BTreeMap::new();
+    let mut clients: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
     for c in [&c1, &c2, &raise, &c3] {
         must_commit(store.as_ref(), &space, c).await;
-        let head: SpaceHead = store.space_head(&space).await.unwrap().expect("a head");
-        let version = store
-            .space_version(&space)
-            .await
-            .unwrap()
-            .expect("a version");
-        assert_eq!(
-            head.version, version,
-            "the head's version is the space version"
-        );
-        assert_eq!(version, c.next_version);
-        for since in 0..=version {
+        let version = c.next_version;
+        for (key, value) in &c.entries {
+            entries.insert(key.clone(), (value.clone(), version));
+        }
+        for (id, rec) in &c.clients {
+            clients.insert(
+                id.clone(),
+                (rec.client_group_id.clone(), rec.last_mutation_id, version),
+            );
+        }
+        for since in 0..=version + 1 {
             for group in ["g", "h"] {
-                assert_eq!(
-                    store
-                        .changes_to_head(&space, group, since, &head)
-                        .await
-                        .unwrap(),
-                    store.changes(&space, group, since, version).await.unwrap(),
-                    "changes to the head since {since} for {group} after version {version}"
-                );
+                let snap = store
+                    .pull_snapshot(&space, group, since)
+                    .await
+                    .unwrap()
+                    .expect("the space exists");
+                let expected_entries: Vec<EntryChange> = entries
+                    .iter()
+                    .filter(|(_, (_, v))| *v > since)
+                    .map(|(key, (value, _))| EntryChange {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect();
+                let expected_lmids: Vec<(String, u64)> = clients
+                    .iter()
+                    .filter(|(_, (g, _, v))| g == group && *v > since)
+                    .map(|(id, (_, lmid, _))| (id.clone(), *lmid))
+                    .collect();
+                let context = format!("since {since} for {group} after version {version}");
+                assert_eq!(snap.version, version, "{context}");
+                assert_eq!(snap.entries, expected_entries, "{context}");
+                assert_eq!(snap.client_lmids, expected_lmids, "{context}");
             }
         }
     }

@@ -23,16 +23,14 @@ pub async fn run_all(store: Arc<dyn Store>) {
         ("conflicts_write_nothing", |s| {
             Box::pin(conflicts_write_nothing(s))
         }),
-        ("changes_by_version_range", |s| {
-            Box::pin(changes_by_version_range(s))
-        }),
+        ("pull_snapshot_since", |s| Box::pin(pull_snapshot_since(s))),
         ("reads_skip_deleted", |s| Box::pin(reads_skip_deleted(s))),
         ("values_round_trip", |s| Box::pin(values_round_trip(s))),
         ("concurrent_commits_one_winner", |s| {
             Box::pin(concurrent_commits_one_winner(s))
         }),
-        ("head_and_changes_to_head", |s| {
-            Box::pin(head_and_changes_to_head(s))
+        ("pull_snapshot_after_each_commit", |s| {
+            Box::pin(pull_snapshot_after_each_commit(s))
         }),
         ("engine_push_pull", |s| Box::pin(engine_push_pull(s))),
         ("engine_failed_mutation_leaves_no_trace", |s| {
@@ -44,9 +42,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
         ("engine_concurrent_pushes", |s| {
             Box::pin(engine_concurrent_pushes(s))
         }),
-        ("engine_cookie_from_the_future", |s| {
-            Box::pin(engine_cookie_from_the_future(s))
-        }),
+        ("engine_cookies", |s| Box::pin(engine_cookies(s))),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");

@@ -4,7 +4,9 @@
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use sync_core::SpaceId;
-use sync_core::store::{Changes, Commit, CommitOutcome, PushSnapshot, Store, StoreError, Version};
+use sync_core::store::{
+    Commit, CommitOutcome, PullSnapshot, PushSnapshot, Store, StoreError, Version,
+};
 
 /// Decides the commit numbered `n` (from 0): `None` lets it through to the inner store.
 pub type CommitScript =
@@ -68,13 +70,12 @@ impl<S: Store> Store for ScriptedCommits<S> {
             None => self.inner.commit(space, commit).await,
         }
     }
-    async fn changes(
+    async fn pull_snapshot(
         &self,
         space: &SpaceId,
         group: &str,
         since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError> {
-        self.inner.changes(space, group, since, upto).await
+    ) -> Result<Option<PullSnapshot>, StoreError> {
+        self.inner.pull_snapshot(space, group, since).await
     }
 }

@@ -11,6 +11,7 @@
 mod client;
 mod counter;
 mod item;
+mod pull;
 mod retry;
 pub mod schema;
 mod store;
@@ -21,6 +22,7 @@ pub use client::{
     local_client_with_counter, table_name_from_env, with_counter,
 };
 pub use counter::RequestCounter;
+pub use pull::PullStats;
 pub use retry::RetryPolicy;
 pub use store::DynamoStore;
 pub use table::{TableError, create_table};

@@ -92,7 +92,8 @@ impl Failure {
                 {
                     Failure::Transient(text)
                 } else {
-                    Failure::Permanent(StoreError::Unavailable(text))
+                    // A 4xx other than throttling (validation, a limit): deterministic.
+                    Failure::Permanent(StoreError::Rejected(text))
                 }
             }
             _ => Failure::Permanent(StoreError::Unavailable(text)),

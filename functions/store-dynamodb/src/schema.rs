@@ -20,11 +20,16 @@ pub const TTL_ATTRIBUTE: &str = "expiresAt";
 /// Space item: the version counter (N). Deliberately not called `version`, which would put
 /// the space item into the version index.
 pub const HEAD_VERSION: &str = "headVersion";
-/// Space item: the sort keys of the entries and clients the last commit wrote (L of S;
-/// empty after a version-only commit, absent before the first commit). A pull uses it to
+/// Space item: the sort keys of the entries and clients the last commit that wrote any
+/// wrote (L of S; absent before the first such commit). A pull uses it to
 /// complete a range read that saw that commit in part. It holds at most one commit's
 /// writes (`StoreLimits::max_writes_per_commit`, 98 keys), usually a couple of short ones.
 pub const HEAD_ITEMS: &str = "headItems";
+/// Space item: the version the last commit that wrote items stamped them with (N), which
+/// [`HEAD_ITEMS`] names. A version-only commit (a raise past a cookie from the future)
+/// leaves both as they are: the commit before it may still be landing. Absent on space
+/// items written before it existed: [`HEAD_VERSION`] then stands for it.
+pub const HEAD_ITEMS_VERSION: &str = "headItemsVersion";
 /// Space item: creation time (N, epoch milliseconds).
 pub const CREATED_AT: &str = "createdAt";
 

@@ -12,7 +12,8 @@
 //! items of the last commit so that a pull can wait for the ones its `Query` saw before
 //! that commit landed on them.
 
-use crate::item::{self, Item, entry_item, entry_value, get_head_items, get_n, get_s, n, s};
+use crate::item::{self, Item, entry_item, entry_value, get_n, get_s, n, s};
+use crate::pull::PullStats;
 use crate::retry::{Failure, RetryPolicy, describe, with_retries};
 use crate::schema::{self, space_pk};
 use aws_sdk_dynamodb::Client;
@@ -25,12 +26,12 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Get, Put, TransactGetItem, TransactWriteItem, Update,
 };
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 use sync_core::SpaceId;
 use sync_core::store::{
-    Changes, ClientRecord, Commit, CommitOutcome, EntryChange, PushSnapshot, SpaceHead, Store,
-    StoreError, Version,
+    ClientRecord, Commit, CommitOutcome, PullSnapshot, PushSnapshot, Store, StoreError, Version,
 };
 
 /// Actions one `TransactWriteItems` may hold.
@@ -43,19 +44,9 @@ const MAX_TRANSACT_GETS: usize = 25;
 /// without reading 1 MB when only a few entries are wanted.
 const MAX_SCAN_PAGE: usize = 1_000;
 
-/// Pauses between checks of the last commit's items that a pull found not yet applied:
-/// 315 ms in all. A commit lands on all its items within milliseconds; past that, the
-/// pull fails with a temporary error and the client retries it.
-const HEAD_SETTLE_DELAYS: [Duration; 6] = [
-    Duration::from_millis(5),
-    Duration::from_millis(10),
-    Duration::from_millis(20),
-    Duration::from_millis(40),
-    Duration::from_millis(80),
-    Duration::from_millis(160),
-];
-
-const SET_HEAD: &str = "SET #hv = :next, #hi = :items";
+const SET_HEAD: &str = "SET #hv = :next, #hi = :items, #hiv = :next";
+/// A version-only commit leaves the head items alone (see `schema::HEAD_ITEMS_VERSION`).
+const SET_VERSION: &str = "SET #hv = :next";
 const HEAD_VERSION_IS_EXPECTED: &str = "#hv = :expected";
 const ITEM_IS_NEW: &str = "attribute_not_exists(#pk)";
 
@@ -65,6 +56,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     retry: RetryPolicy,
+    pull_stats: Arc<PullStats>,
 }
 
 impl DynamoStore {
@@ -73,7 +65,13 @@ impl DynamoStore {
             client,
             table: table.into(),
             retry: RetryPolicy::default(),
+            pull_stats: Arc::default(),
         }
+    }
+
+    /// How this store's pulls went (shared by its clones).
+    pub fn pull_stats(&self) -> &PullStats {
+        &self.pull_stats
     }
 
     /// Replaces the bounds on retries of throttled or failed calls.
@@ -131,7 +129,7 @@ impl DynamoStore {
                                 Cancellation::Conflict => {
                                     Failure::Transient(describe("TransactGetItems", &err))
                                 }
-                                Cancellation::Other => Failure::Permanent(StoreError::Unavailable(
+                                Cancellation::Other => Failure::Permanent(StoreError::Rejected(
                                     describe("TransactGetItems", &err),
                                 )),
                             };
@@ -155,7 +153,10 @@ impl DynamoStore {
     }
 
     /// One page of a `Query`, retried like every other call.
-    async fn query_page(&self, request: QueryFluentBuilder) -> Result<QueryOutput, StoreError> {
+    pub(crate) async fn query_page(
+        &self,
+        request: QueryFluentBuilder,
+    ) -> Result<QueryOutput, StoreError> {
         with_retries(&self.retry, "Query", || {
             let request = request.clone();
             async move {
@@ -168,7 +169,7 @@ impl DynamoStore {
         .await
     }
 
-    async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let request = self
             .client
             .get_item()
@@ -196,13 +197,11 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(item::key(pk, schema::META_SK)))
-            .update_expression(SET_HEAD)
+            .update_expression(SET_VERSION)
             .condition_expression(HEAD_VERSION_IS_EXPECTED)
             .expression_attribute_names("#hv", schema::HEAD_VERSION)
-            .expression_attribute_names("#hi", schema::HEAD_ITEMS)
             .expression_attribute_values(":next", n(commit.next_version))
-            .expression_attribute_values(":expected", n(commit.expected_version))
-            .expression_attribute_values(":items", AttributeValue::L(Vec::new()));
+            .expression_attribute_values(":expected", n(commit.expected_version));
         with_retries(&self.retry, "UpdateItem", || {
             let request = request.clone();
             async move {
@@ -249,6 +248,7 @@ impl DynamoStore {
             .condition_expression(HEAD_VERSION_IS_EXPECTED)
             .expression_attribute_names("#hv", schema::HEAD_VERSION)
             .expression_attribute_names("#hi", schema::HEAD_ITEMS)
+            .expression_attribute_names("#hiv", schema::HEAD_ITEMS_VERSION)
             .expression_attribute_values(":next", n(commit.next_version))
             .expression_attribute_values(":expected", n(commit.expected_version))
             .expression_attribute_values(":items", AttributeValue::L(head_items))
@@ -319,7 +319,7 @@ impl DynamoStore {
                         Cancellation::Throttled => {
                             Err(Failure::Throttled(describe("TransactWriteItems", &err)))
                         }
-                        Cancellation::Other => Err(Failure::Permanent(StoreError::Unavailable(
+                        Cancellation::Other => Err(Failure::Permanent(StoreError::Rejected(
                             describe("TransactWriteItems", &err),
                         ))),
                     };
@@ -328,105 +328,6 @@ impl DynamoStore {
             }
         })
         .await
-    }
-
-    /// The entry and client items with `since < version <= upto`, by sort key.
-    async fn changed_items(
-        &self,
-        pk: &str,
-        since: Version,
-        upto: Version,
-    ) -> Result<BTreeMap<String, Item>, StoreError> {
-        let mut items = BTreeMap::new();
-        if since >= upto {
-            return Ok(items);
-        }
-        let mut start: Option<Item> = None;
-        loop {
-            // BETWEEN bounds the read itself, so commits after `upto` are not even read.
-            let request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::VERSION_INDEX)
-                .consistent_read(true)
-                .key_condition_expression("#pk = :pk AND #v BETWEEN :from AND :upto")
-                .expression_attribute_names("#pk", schema::PK)
-                .expression_attribute_names("#v", schema::VERSION)
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":from", n(since + 1))
-                .expression_attribute_values(":upto", n(upto))
-                .set_exclusive_start_key(start.take());
-            let output = self.query_page(request).await?;
-            for found in output.items.unwrap_or_default() {
-                let version = get_n(&found, schema::VERSION)?;
-                if version <= since || version > upto {
-                    continue;
-                }
-                items.insert(get_s(&found, schema::SK)?.to_owned(), found);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(items)
-    }
-
-    /// Reads the items `sks` of the head commit `version` until each shows that commit:
-    /// returns those at `version`; one already at a later version is left out (the next
-    /// pull sees it). Each `GetItem` is serializable with the commit, so an item below
-    /// `version` is one the commit has not reached yet: it is read again after a short
-    /// pause, and [`StoreError::Unavailable`] ends the wait (the client retries its pull).
-    async fn await_head_items(
-        &self,
-        pk: &str,
-        mut sks: Vec<String>,
-        version: Version,
-    ) -> Result<Vec<(String, Item)>, StoreError> {
-        let mut landed = Vec::new();
-        let mut pauses = HEAD_SETTLE_DELAYS.iter();
-        loop {
-            // Concurrently: a large commit names up to ~98 items.
-            let mut reads = tokio::task::JoinSet::new();
-            for sk in sks.drain(..) {
-                let store = self.clone();
-                let pk = pk.to_owned();
-                reads.spawn(async move {
-                    let item = store.get_item(&pk, &sk).await;
-                    (sk, item)
-                });
-            }
-            while let Some(read) = reads.join_next().await {
-                let (sk, item) = read.map_err(|e| {
-                    StoreError::Unavailable(format!("reading a commit's item failed: {e}"))
-                })?;
-                match item? {
-                    Some(item) => match get_n(&item, schema::VERSION)? {
-                        v if v == version => landed.push((sk, item)),
-                        v if v > version => {}
-                        _ => sks.push(sk),
-                    },
-                    // The commit creates it and has not reached it yet.
-                    None => sks.push(sk),
-                }
-            }
-            if sks.is_empty() {
-                return Ok(landed);
-            }
-            let Some(pause) = pauses.next() else {
-                tracing::warn!(
-                    pending = sks.len(),
-                    version,
-                    "the last commit did not land on all its items in time"
-                );
-                return Err(StoreError::Unavailable(format!(
-                    "commit {version} is still being applied to {} items",
-                    sks.len()
-                )));
-            };
-            tokio::time::sleep(*pause).await;
-        }
     }
 }
 
@@ -588,7 +489,7 @@ impl Store for DynamoStore {
                 let actions = self.commit_actions(&pk, commit)?;
                 if actions.len() > MAX_WRITE_ACTIONS {
                     // The engine keeps commits within `limits()`; this is a bug, not a load.
-                    return Err(StoreError::Unavailable(format!(
+                    return Err(StoreError::Rejected(format!(
                         "a commit of {} actions exceeds DynamoDB's {MAX_WRITE_ACTIONS}",
                         actions.len()
                     )));
@@ -601,91 +502,14 @@ impl Store for DynamoStore {
         Ok(outcome)
     }
 
-    async fn changes(
+    async fn pull_snapshot(
         &self,
         space: &SpaceId,
         client_group_id: &str,
         since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError> {
-        let items = self
-            .changed_items(&space_pk(space.as_str()), since, upto)
-            .await?;
-        changes_of(items.values(), client_group_id)
+    ) -> Result<Option<PullSnapshot>, StoreError> {
+        crate::pull::pull_snapshot(self, space, client_group_id, since).await
     }
-
-    async fn space_head(&self, space: &SpaceId) -> Result<Option<SpaceHead>, StoreError> {
-        let Some(meta) = self
-            .get_item(&space_pk(space.as_str()), schema::META_SK)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(SpaceHead {
-            version: get_n(&meta, schema::HEAD_VERSION)?,
-            last_commit_items: get_head_items(&meta)?,
-        }))
-    }
-
-    async fn changes_to_head(
-        &self,
-        space: &SpaceId,
-        client_group_id: &str,
-        since: Version,
-        head: &SpaceHead,
-    ) -> Result<Changes, StoreError> {
-        let pk = space_pk(space.as_str());
-        let mut items = self.changed_items(&pk, since, head.version).await?;
-        if since < head.version {
-            // The `Query` is read-committed: where the head commit had not landed yet, it
-            // saw the item before that commit, or not at all.
-            let mut unseen: Vec<String> = head
-                .last_commit_items
-                .iter()
-                .filter(|sk| {
-                    items
-                        .get(sk.as_str())
-                        .is_none_or(|item| get_n(item, schema::VERSION).ok() != Some(head.version))
-                })
-                .cloned()
-                .collect();
-            unseen.sort();
-            unseen.dedup();
-            if !unseen.is_empty() {
-                for (sk, item) in self.await_head_items(&pk, unseen, head.version).await? {
-                    items.insert(sk, item);
-                }
-            }
-        }
-        changes_of(items.values(), client_group_id)
-    }
-}
-
-/// What a pull sends of `items`: entries, and the LMIDs of `client_group_id`'s clients.
-fn changes_of<'a>(
-    items: impl Iterator<Item = &'a Item>,
-    client_group_id: &str,
-) -> Result<Changes, StoreError> {
-    let mut changes = Changes::default();
-    for found in items {
-        let sk = get_s(found, schema::SK)?;
-        if let Some(key) = sk.strip_prefix(schema::ENTRY_PREFIX) {
-            changes.entries.push(EntryChange {
-                key: key.to_owned(),
-                value: entry_value(found)?,
-            });
-        } else if let Some(client_id) = sk.strip_prefix(schema::CLIENT_PREFIX) {
-            // Another group's LMIDs must never reach this group.
-            if get_s(found, schema::CLIENT_GROUP_ID)? == client_group_id {
-                let lmid = get_n(found, schema::LAST_MUTATION_ID)?;
-                changes.client_lmids.push((client_id.to_owned(), lmid));
-            }
-        }
-    }
-    // Key order makes answers reproducible.
-    changes.entries.sort_by(|a, b| a.key.cmp(&b.key));
-    changes.client_lmids.sort();
-    Ok(changes)
 }
 
 /// How a cancelled transaction is handled.
@@ -725,10 +549,9 @@ fn entry_key(entry: &Item) -> Result<String, StoreError> {
         .ok_or_else(|| StoreError::Corrupt("an entry's sort key lacks its prefix".into()))
 }
 
-/// A request the SDK refused to build: a bug in this crate, reported as unavailability
-/// because the trait has no better word for it.
+/// A request the SDK refused to build: it would be refused the same way every time.
 fn invalid_request(err: BuildError) -> StoreError {
-    StoreError::Unavailable(format!("invalid DynamoDB request: {err}"))
+    StoreError::Rejected(format!("invalid DynamoDB request: {err}"))
 }
 
 fn now_millis() -> u64 {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use store_dynamodb::schema;
 use sync_core::SpaceId;
 use sync_core::store::{
-    ClientRecord, Commit, CommitOutcome, EntryChange, Store, StoreError, StoreLimits,
+    ClientRecord, Commit, CommitOutcome, EntryChange, PullSnapshot, Store, StoreError, StoreLimits,
 };
 
 fn space() -> SpaceId {
@@ -32,6 +32,14 @@ fn commit(from: u64, entries: &[(&str, Option<Value>)]) -> Commit {
             .collect(),
         ..Commit::default()
     }
+}
+
+async fn snap(store: &dyn Store, space: &SpaceId, group: &str, since: u64) -> PullSnapshot {
+    store
+        .pull_snapshot(space, group, since)
+        .await
+        .unwrap()
+        .expect("the space exists")
 }
 
 async fn committed(store: &dyn Store, space: &SpaceId, c: &Commit) {
@@ -189,7 +197,8 @@ async fn changes_ranges_deletions_and_groups() {
     committed(store, &s, &v2).await;
     committed(store, &s, &commit(2, &[("d", Some(Value::Null))])).await;
 
-    let all = store.changes(&s, "g", 0, 3).await.unwrap();
+    let all = snap(store, &s, "g", 0).await;
+    assert_eq!(all.version, 3);
     assert_eq!(
         all.entries,
         vec![
@@ -213,25 +222,29 @@ async fn changes_ranges_deletions_and_groups() {
     );
     assert_eq!(all.client_lmids, vec![("mine".to_owned(), 2)]);
 
-    let mid = store.changes(&s, "g", 1, 2).await.unwrap();
+    let mid = snap(store, &s, "g", 1).await;
     let keys: Vec<_> = mid.entries.iter().map(|e| e.key.as_str()).collect();
-    assert_eq!(keys, ["b", "c"], "d (version 3) is above the bound");
+    assert_eq!(keys, ["b", "c", "d"]);
     assert_eq!(mid.entries[0].value, None, "a deletion is reported");
     assert_eq!(mid.client_lmids, vec![("mine".to_owned(), 2)]);
 
-    let last = store.changes(&s, "g", 2, 3).await.unwrap();
+    let last = snap(store, &s, "g", 2).await;
     assert_eq!(last.entries.len(), 1);
     assert!(last.client_lmids.is_empty());
 
-    let theirs = store.changes(&s, "h", 0, 3).await.unwrap();
+    let theirs = snap(store, &s, "h", 0).await;
     assert_eq!(theirs.client_lmids, vec![("theirs".to_owned(), 5)]);
-    let nobody = store.changes(&s, "unknown-group", 0, 3).await.unwrap();
+    let nobody = snap(store, &s, "unknown-group", 0).await;
     assert!(nobody.client_lmids.is_empty());
 
     f.counter.reset();
-    let empty = store.changes(&s, "g", 3, 3).await.unwrap();
+    let empty = snap(store, &s, "g", 3).await;
     assert!(empty.entries.is_empty() && empty.client_lmids.is_empty());
-    assert_eq!(f.counter.total(), 0, "an empty range costs no request");
+    assert_eq!(
+        f.counter.snapshot(),
+        [("GetItem".to_owned(), 1)].into(),
+        "nothing changed since the cookie: the space item alone"
+    );
 }
 
 #[tokio::test]
@@ -301,6 +314,7 @@ async fn corrupt_values_are_reported() {
     let f = support::fixture("corrupt").await;
     let s = space();
     assert!(f.store.create_space(&s).await.unwrap());
+    committed(&f.store, &s, &commit(0, &[])).await;
     f.store
         .client()
         .put_item()
@@ -320,7 +334,7 @@ async fn corrupt_values_are_reported() {
         "no stored data in errors"
     );
     assert!(matches!(
-        f.store.changes(&s, "g", 0, 1).await,
+        f.store.pull_snapshot(&s, "g", 0).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -351,7 +365,7 @@ async fn changes_follow_pages_past_one_megabyte() {
         committed(store, &s, &c).await;
     }
     f.counter.reset();
-    let changes = store.changes(&s, "g", 0, 4).await.unwrap();
+    let changes = snap(store, &s, "g", 0).await;
     let keys: Vec<String> = changes.entries.iter().map(|e| e.key.clone()).collect();
     expected.sort();
     assert_eq!(keys, expected);
@@ -364,10 +378,10 @@ async fn changes_follow_pages_past_one_megabyte() {
         "expected several pages, got {queries} queries"
     );
 
-    // A range inside the data pages too, and stops at its bound.
-    let tail = store.changes(&s, "g", 2, 3).await.unwrap();
+    // From a cookie inside the data too.
+    let tail = snap(store, &s, "g", 3).await;
     assert_eq!(tail.entries.len(), 50);
-    assert!(tail.entries.iter().all(|e| e.key.starts_with("big/2/")));
+    assert!(tail.entries.iter().all(|e| e.key.starts_with("big/3/")));
 }
 
 #[tokio::test]
@@ -396,7 +410,7 @@ async fn values_and_keys_round_trip() {
             "{k}"
         );
     }
-    let changes = store.changes(&s, "g", 0, 1).await.unwrap();
+    let changes = snap(store, &s, "g", 0).await;
     assert_eq!(changes.entries.len(), values.len());
 }
 
@@ -515,10 +529,41 @@ async fn put_head(store: &store_dynamodb::DynamoStore, s: &SpaceId, version: u64
         &[
             (schema::HEAD_VERSION, num(version)),
             (schema::HEAD_ITEMS, AttributeValue::L(list)),
+            (schema::HEAD_ITEMS_VERSION, num(version)),
             (schema::CREATED_AT, num(0)),
         ],
     )
     .await;
+}
+
+/// The space item's head attributes, read raw.
+async fn head_of(store: &store_dynamodb::DynamoStore, s: &SpaceId) -> (u64, Vec<String>, u64) {
+    let meta = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key(schema::PK, AttributeValue::S(format!("space#{s}")))
+        .key(schema::SK, AttributeValue::S(schema::META_SK.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let n = |name: &str| match meta.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap(),
+        _ => 0,
+    };
+    let mut items: Vec<String> = match meta.get(schema::HEAD_ITEMS) {
+        Some(AttributeValue::L(list)) => list.iter().map(|v| v.as_s().unwrap().clone()).collect(),
+        _ => Vec::new(),
+    };
+    items.sort();
+    (
+        n(schema::HEAD_VERSION),
+        items,
+        n(schema::HEAD_ITEMS_VERSION),
+    )
 }
 
 #[tokio::test]
@@ -527,46 +572,35 @@ async fn commits_name_their_items_on_the_space_item() {
     let store = &f.store;
     let s = space();
     assert!(store.create_space(&s).await.unwrap());
-    let head = store.space_head(&s).await.unwrap().unwrap();
-    assert_eq!((head.version, head.last_commit_items.len()), (0, 0));
+    assert_eq!(head_of(store, &s).await, (0, vec![], 0));
 
     let mut c = commit(0, &[("a", Some(json!(1))), ("gone", None)]);
     c.clients = vec![("c1".into(), client("g", 1))];
     c.new_group = Some(("g".into(), "".into()));
     committed(store, &s, &c).await;
-    f.counter.reset();
-    let head = store.space_head(&s).await.unwrap().unwrap();
     assert_eq!(
-        f.counter.snapshot()["GetItem"],
-        1,
-        "one read of the space item"
-    );
-    assert_eq!(head.version, 1);
-    let mut items = head.last_commit_items.clone();
-    items.sort();
-    assert_eq!(
-        items,
-        ["c#c1", "e#a", "e#gone"],
+        head_of(store, &s).await,
+        (1, vec!["c#c1".into(), "e#a".into(), "e#gone".into()], 1),
         "entries and clients, not the group"
     );
 
-    // A version-only commit wrote nothing.
+    // A version-only commit writes no item: the head items stay those of commit 1, which
+    // may still be landing.
     let raise = Commit {
         expected_version: 1,
         next_version: 9,
         ..Commit::default()
     };
     committed(store, &s, &raise).await;
-    let head = store.space_head(&s).await.unwrap().unwrap();
-    assert_eq!(head.version, 9);
-    assert!(head.last_commit_items.is_empty());
-    assert_eq!(store.space_head(&space()).await.unwrap(), None);
+    assert_eq!(
+        head_of(store, &s).await,
+        (9, vec!["c#c1".into(), "e#a".into(), "e#gone".into()], 1)
+    );
 
-    // A settled head costs the pull nothing beyond its query.
+    // A settled head costs the pull nothing beyond the space item and its query.
     committed(store, &s, &commit(9, &[("a", Some(json!(2)))])).await;
-    let head = store.space_head(&s).await.unwrap().unwrap();
     f.counter.reset();
-    let changes = store.changes_to_head(&s, "g", 1, &head).await.unwrap();
+    let changes = snap(store, &s, "g", 1).await;
     assert_eq!(
         changes.entries,
         vec![EntryChange {
@@ -574,7 +608,10 @@ async fn commits_name_their_items_on_the_space_item() {
             value: Some(json!(2))
         }]
     );
-    assert_eq!(f.counter.snapshot(), [("Query".to_owned(), 1)].into());
+    assert_eq!(
+        f.counter.snapshot(),
+        [("GetItem".to_owned(), 1), ("Query".to_owned(), 1)].into()
+    );
 
     // An entry read is one transactional read.
     f.counter.reset();
@@ -611,8 +648,6 @@ async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
         ],
     )
     .await;
-    let head = store.space_head(&s).await.unwrap().unwrap();
-    assert_eq!(head.version, 2);
     let landing = {
         let store = store.clone();
         let s = s.clone();
@@ -622,8 +657,9 @@ async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
             put_entry(&store, &s, "b", json!("new"), 2).await;
         })
     };
-    let changes = store.changes_to_head(&s, "g", 1, &head).await.unwrap();
+    let changes = snap(store, &s, "g", 1).await;
     landing.await.unwrap();
+    assert_eq!(changes.version, 2);
     assert_eq!(
         changes.entries,
         vec![
@@ -644,35 +680,44 @@ async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
     );
 
     // From scratch, the query's stale `a` (version 1) is replaced too.
-    let all = store.changes_to_head(&s, "g", 0, &head).await.unwrap();
+    let all = snap(store, &s, "g", 0).await;
     assert_eq!(all, changes);
     // Another group gets the entries, never c1's LMID.
-    let other = store.changes_to_head(&s, "h", 1, &head).await.unwrap();
+    let other = snap(store, &s, "h", 1).await;
     assert_eq!(other.entries, changes.entries);
     assert!(other.client_lmids.is_empty());
 }
 
 #[tokio::test]
-async fn pull_leaves_items_a_later_commit_reached_and_gives_up_on_a_commit_that_never_lands() {
+async fn pull_redoes_a_read_overtaken_by_a_commit_and_gives_up_on_a_commit_that_never_lands() {
     let f = support::fixture("neverlands").await;
     let store = &f.store;
     let s = space();
     assert!(store.create_space(&s).await.unwrap());
     committed(store, &s, &commit(0, &[("a", Some(json!(1)))])).await;
 
-    // Head 2 names `a`, which already shows commit 3: the next pull reports it.
+    // Head 2 names `a`, which already shows commit 3: every read is overtaken (here for
+    // good, as no space item ever shows 3): bounded redos, then a temporary error.
     put_head(store, &s, 2, &["e#a"]).await;
     put_entry(store, &s, "a", json!(3), 3).await;
-    let head = store.space_head(&s).await.unwrap().unwrap();
-    let changes = store.changes_to_head(&s, "g", 1, &head).await.unwrap();
-    assert!(changes.entries.is_empty(), "{changes:?}");
+    let (_, redos_before) = store.pull_stats().counts();
+    let started = std::time::Instant::now();
+    let err = store.pull_snapshot(&s, "g", 1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let (_, redos_after) = store.pull_stats().counts();
+    assert!(redos_after > redos_before, "the read was redone");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "gave up after {:?}",
+        started.elapsed()
+    );
 
     // Head 4 names `b`, which never shows commit 4: a temporary error, soon.
     put_head(store, &s, 4, &["e#b"]).await;
+    put_entry(store, &s, "a", json!(1), 1).await;
     put_entry(store, &s, "b", json!("old"), 1).await;
-    let head = store.space_head(&s).await.unwrap().unwrap();
     let started = std::time::Instant::now();
-    let err = store.changes_to_head(&s, "g", 1, &head).await.unwrap_err();
+    let err = store.pull_snapshot(&s, "g", 1).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(2),
@@ -680,8 +725,6 @@ async fn pull_leaves_items_a_later_commit_reached_and_gives_up_on_a_commit_that_
         started.elapsed()
     );
     // Nothing to wait for when the cookie is the head already.
-    assert_eq!(
-        store.changes_to_head(&s, "g", 4, &head).await.unwrap(),
-        Default::default()
-    );
+    let none = snap(store, &s, "g", 4).await;
+    assert_eq!((none.version, none.entries.len()), (4, 0));
 }

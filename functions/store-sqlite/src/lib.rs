@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::store::{
-    Changes, ClientRecord, Commit, CommitOutcome, EntryChange, PushSnapshot, Store, StoreError,
-    Version,
+    ClientRecord, Commit, CommitOutcome, EntryChange, PullSnapshot, PushSnapshot, Store,
+    StoreError, Version,
 };
 
 /// How long a statement waits for a lock held by another connection before failing.
@@ -282,27 +282,30 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn changes(
+    async fn pull_snapshot(
         &self,
         space: &SpaceId,
         client_group_id: &str,
         since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError> {
+    ) -> Result<Option<PullSnapshot>, StoreError> {
         let space = space.as_str().to_owned();
         let group = client_group_id.to_owned();
         self.run(move |conn| {
-            let since = to_db(since, "since")?;
-            let upto = to_db(upto, "upto")?;
+            // One read transaction: the version and the rows are of one snapshot (with
+            // WAL, also against writers in other processes).
             let tx = conn.transaction()?;
+            let Some(version) = read_version(&tx, &space)? else {
+                return Ok(None);
+            };
+            let since = to_db(since, "since")?;
             let mut entries = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
                     "SELECT key, value, deleted FROM entries
-                     WHERE space = ?1 AND version > ?2 AND version <= ?3
+                     WHERE space = ?1 AND version > ?2
                      ORDER BY key",
                 )?;
-                let mut rows = stmt.query(params![space, since, upto])?;
+                let mut rows = stmt.query(params![space, since])?;
                 while let Some(row) = rows.next()? {
                     let key: String = row.get(0)?;
                     let deleted: bool = row.get(2)?;
@@ -319,11 +322,10 @@ impl Store for SqliteStore {
             {
                 let mut stmt = tx.prepare_cached(
                     "SELECT client_id, last_mutation_id FROM clients
-                     WHERE space = ?1 AND client_group_id = ?2
-                       AND version > ?3 AND version <= ?4
+                     WHERE space = ?1 AND client_group_id = ?2 AND version > ?3
                      ORDER BY client_id",
                 )?;
-                let mut rows = stmt.query(params![space, group, since, upto])?;
+                let mut rows = stmt.query(params![space, group, since])?;
                 while let Some(row) = rows.next()? {
                     let id: String = row.get(0)?;
                     let lmid = from_db(row.get(1)?, "last_mutation_id")?;
@@ -331,10 +333,11 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(Changes {
+            Ok(Some(PullSnapshot {
+                version,
                 entries,
                 client_lmids,
-            })
+            }))
         })
         .await
     }

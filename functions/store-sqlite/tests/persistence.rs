@@ -76,7 +76,8 @@ async fn data_survives_closing_and_reopening_the_file() {
     assert_eq!(snapshot.clients.len(), 1);
     assert_eq!(snapshot.clients["c1"].last_mutation_id, 2);
 
-    let changes = store.changes(&s, "g1", 0, 2).await.unwrap();
+    let changes = store.pull_snapshot(&s, "g1", 0).await.unwrap().unwrap();
+    assert_eq!(changes.version, 2);
     assert_eq!(
         changes.entries,
         vec![

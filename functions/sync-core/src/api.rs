@@ -7,6 +7,7 @@
 //! - `/api/replicache/push?spaceID=...` and `/api/replicache/pull?spaceID=...`: the
 //!   Replicache protocol, version 1.
 
+use crate::cookie::CookieKeys;
 use crate::engine::{self, PushConfig};
 use crate::error::ApiError;
 use crate::ids::SpaceId;
@@ -18,7 +19,7 @@ use crate::store::Store;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Lambda's request payload limit is 6 MB; nothing larger reaches a function.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -122,15 +123,28 @@ impl ApiResponse {
     }
 }
 
+/// How long a request may take when its transport sets no deadline of its own: under API
+/// Gateway's 30 s integration timeout, so that a stuck request is answered (503, retry)
+/// rather than cut.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
+/// Time a push keeps in hand at its deadline: it starts no retry or further commit with
+/// less left, so that it can still finish the commit under way and answer.
+const PUSH_RESERVE_MAX: Duration = Duration::from_secs(2);
+
 pub struct SyncService {
     store: Arc<dyn Store>,
     mutators: Arc<Registry>,
     poker: Arc<dyn Poker>,
     push_config: PushConfig,
     push_turns: SpaceLocks,
+    cookie_keys: CookieKeys,
+    request_timeout: Duration,
 }
 
 impl SyncService {
+    /// A service whose cookies are signed with a random key: give it the deployment's key
+    /// ([`SyncService::with_cookie_keys`]) so that every process honours every other's
+    /// cookies after a restore.
     pub fn new(store: Arc<dyn Store>, mutators: Arc<Registry>, poker: Arc<dyn Poker>) -> Self {
         Self {
             store,
@@ -138,6 +152,8 @@ impl SyncService {
             poker,
             push_config: PushConfig::default(),
             push_turns: SpaceLocks::default(),
+            cookie_keys: CookieKeys::random(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -146,22 +162,51 @@ impl SyncService {
         self
     }
 
+    pub fn with_cookie_keys(mut self, keys: CookieKeys) -> Self {
+        self.cookie_keys = keys;
+        self
+    }
+
+    /// The bound of [`SyncService::handle`] (transports with their own deadline use
+    /// [`SyncService::handle_until`]).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    /// Routes by path and answers; never fails: every error becomes a response.
+    /// Routes by path and answers within the service's request timeout; never fails:
+    /// every error becomes a response.
     pub async fn handle(&self, req: ApiRequest<'_>) -> ApiResponse {
+        self.handle_until(req, Instant::now() + self.request_timeout)
+            .await
+    }
+
+    /// [`SyncService::handle`], answering by `deadline` (503 `DeadlineExceeded` when the
+    /// work is not done by then).
+    pub async fn handle_until(&self, req: ApiRequest<'_>, deadline: Instant) -> ApiResponse {
         let started = Instant::now();
         let route = Route::from_path(req.path);
-        let response = match route {
-            None => ApiResponse::from_error(&ApiError::NotFound {
-                method: req.method.to_owned(),
-                path: req.path.to_owned(),
-            }),
-            Some(route) => match self.handle_route(route, req).await {
-                Ok(response) => response,
-                Err(e) => {
+        let work = async {
+            match route {
+                Some(route) => self.handle_route(route, req, deadline).await,
+                None => Err(ApiError::NotFound {
+                    method: req.method.to_owned(),
+                    path: req.path.to_owned(),
+                }),
+            }
+        };
+        let result = tokio::time::timeout_at(deadline.into(), work)
+            .await
+            .unwrap_or(Err(ApiError::DeadlineExceeded));
+        let response = match (route, result) {
+            (_, Ok(response)) => response,
+            (None, Err(e)) => ApiResponse::from_error(&e),
+            (Some(route), Err(e)) => match e {
+                e => {
                     if e.status() >= 500 {
                         tracing::warn!(route = route.name(), error = %e, "request failed");
                     }
@@ -189,6 +234,7 @@ impl SyncService {
         &self,
         route: Route,
         req: ApiRequest<'_>,
+        deadline: Instant,
     ) -> Result<ApiResponse, ApiError> {
         if !req.method.eq_ignore_ascii_case("POST") {
             return Err(ApiError::MethodNotAllowed(req.method.to_owned()));
@@ -202,7 +248,11 @@ impl SyncService {
         match route {
             Route::CreateSpace => self.create_space(req.body).await,
             Route::SpaceExists => self.space_exists(req.body).await,
-            Route::Push => self.push(&query_space(req.space_id)?, req).await,
+            Route::Push => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let soft = deadline - (remaining / 4).min(PUSH_RESERVE_MAX);
+                self.push(&query_space(req.space_id)?, req, soft).await
+            }
             Route::Pull => self.pull(&query_space(req.space_id)?, req).await,
         }
     }
@@ -237,7 +287,12 @@ impl SyncService {
         Ok(ApiResponse::json(200, &json!({ "spaceExists": exists })))
     }
 
-    async fn push(&self, space: &SpaceId, req: ApiRequest<'_>) -> Result<ApiResponse, ApiError> {
+    async fn push(
+        &self,
+        space: &SpaceId,
+        req: ApiRequest<'_>,
+        deadline: Instant,
+    ) -> Result<ApiResponse, ApiError> {
         let push = match protocol::parse_push(req.body)? {
             Parsed::Supported(push) => push,
             Parsed::VersionNotSupported(version_type) => {
@@ -248,13 +303,14 @@ impl SyncService {
             }
         };
         let turn = self.push_turns.lock(space).await;
-        let result = engine::push(
+        let result = engine::push_until(
             self.store.as_ref(),
             &self.mutators,
             &self.push_config,
             space,
             req.user,
             &push,
+            Some(deadline),
         )
         .await;
         drop(turn);
@@ -287,7 +343,7 @@ impl SyncService {
                 ));
             }
         };
-        let response = engine::pull(self.store.as_ref(), space, &pull).await?;
+        let response = engine::pull(self.store.as_ref(), &self.cookie_keys, space, &pull).await?;
         Ok(ApiResponse::json(200, &response).maybe_gzip(req.accepts_gzip))
     }
 }

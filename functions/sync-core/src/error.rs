@@ -28,10 +28,18 @@ pub enum ApiError {
     BadRequest(#[from] ProtocolError),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    InvalidCookie(String),
     #[error("the space is busy; retry")]
     Contended,
+    #[error("the request ran out of time; retry")]
+    DeadlineExceeded,
     #[error("storage is unavailable; retry")]
     Unavailable(#[source] StoreError),
+    /// Retrying will not help: stored data that cannot be read, or a request the store
+    /// refuses. Logged; the body says only what kind of failure it was.
+    #[error("the server cannot complete this request: {0}")]
+    Internal(#[source] StoreError),
 }
 
 impl ApiError {
@@ -40,10 +48,14 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::SpaceNotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::PayloadTooLarge { .. } => 413,
-            ApiError::MissingSpaceId | ApiError::InvalidSpaceId(_) | ApiError::BadRequest(_) => 400,
+            ApiError::MissingSpaceId
+            | ApiError::InvalidSpaceId(_)
+            | ApiError::BadRequest(_)
+            | ApiError::InvalidCookie(_) => 400,
             ApiError::SpaceExists => 409,
             ApiError::Forbidden(_) => 403,
-            ApiError::Contended | ApiError::Unavailable(_) => 503,
+            ApiError::Contended | ApiError::DeadlineExceeded | ApiError::Unavailable(_) => 503,
+            ApiError::Internal(_) => 500,
         }
     }
 
@@ -58,19 +70,36 @@ impl ApiError {
             ApiError::SpaceExists => "SpaceExists",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Forbidden(_) => "Forbidden",
+            ApiError::InvalidCookie(_) => "InvalidCookie",
             ApiError::Contended => "Contended",
+            ApiError::DeadlineExceeded => "DeadlineExceeded",
             ApiError::Unavailable(_) => "Unavailable",
+            ApiError::Internal(_) => "Internal",
         }
     }
 
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.code(), "message": self.to_string() })
+        let message = match self {
+            // The store's own words may name stored data; the log has them.
+            ApiError::Internal(StoreError::Corrupt(_)) => {
+                "the server cannot complete this request: stored data is corrupt".to_owned()
+            }
+            ApiError::Internal(_) => {
+                "the server cannot complete this request: storage refused it".to_owned()
+            }
+            other => other.to_string(),
+        };
+        serde_json::json!({ "error": self.code(), "message": message })
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Unavailable(e)
+        if e.is_temporary() {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e)
+        }
     }
 }
 
@@ -82,7 +111,8 @@ impl From<PushError> for ApiError {
                 ApiError::Forbidden(e.to_string())
             }
             PushError::Contended { .. } => ApiError::Contended,
-            PushError::Store(e) => ApiError::Unavailable(e),
+            PushError::DeadlineExceeded => ApiError::DeadlineExceeded,
+            PushError::Store(e) => e.into(),
         }
     }
 }
@@ -92,11 +122,8 @@ impl From<PullError> for ApiError {
         match e {
             PullError::SpaceNotFound => ApiError::SpaceNotFound,
             PullError::Contended => ApiError::Contended,
-            PullError::CookieOutOfRange => ApiError::BadRequest(ProtocolError::WrongType {
-                field: "cookie".into(),
-                expected: "null or a number this server handed out",
-            }),
-            PullError::Store(e) => ApiError::Unavailable(e),
+            e @ PullError::CookieFromTheFuture { .. } => ApiError::InvalidCookie(e.to_string()),
+            PullError::Store(e) => e.into(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`api::ApiRequest`] and back.
 
 pub mod api;
+pub mod cookie;
 pub mod engine;
 pub mod error;
 pub mod ids;

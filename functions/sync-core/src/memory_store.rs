@@ -3,8 +3,8 @@
 
 use crate::ids::SpaceId;
 use crate::store::{
-    Changes, ClientRecord, Commit, CommitOutcome, EntryChange, PushSnapshot, Store, StoreError,
-    Version,
+    ClientRecord, Commit, CommitOutcome, EntryChange, PullSnapshot, PushSnapshot, Store,
+    StoreError, Version,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -140,37 +140,35 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn changes(
+    async fn pull_snapshot(
         &self,
         space: &SpaceId,
         client_group_id: &str,
         since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError> {
+    ) -> Result<Option<PullSnapshot>, StoreError> {
+        // One lock: the version and the rows are of one instant.
         self.with_spaces(|spaces| {
-            let Some(s) = spaces.get(space) else {
-                return Changes::default();
-            };
-            let in_range = |v: Version| since < v && v <= upto;
+            let s = spaces.get(space)?;
             let mut client_lmids: Vec<(String, u64)> = s
                 .clients
                 .iter()
-                .filter(|(_, (rec, v))| rec.client_group_id == client_group_id && in_range(*v))
+                .filter(|(_, (rec, v))| rec.client_group_id == client_group_id && *v > since)
                 .map(|(id, (rec, _))| (id.clone(), rec.last_mutation_id))
                 .collect();
             client_lmids.sort();
-            Changes {
+            Some(PullSnapshot {
+                version: s.version,
                 entries: s
                     .entries
                     .iter()
-                    .filter(|(_, e)| in_range(e.version))
+                    .filter(|(_, e)| e.version > since)
                     .map(|(k, e)| EntryChange {
                         key: k.clone(),
                         value: e.value.clone(),
                     })
                     .collect(),
                 client_lmids,
-            }
+            })
         })
     }
 }

@@ -4,9 +4,12 @@
 //! very old client database) is answered `VersionNotSupported` instead of being misread as
 //! version 1, and so that every refusal can say exactly which field was wrong.
 
+use crate::cookie::SignedCookie;
 use crate::ids::{IdError, validate_client_id};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 /// Largest integer a JavaScript number represents exactly; mutation IDs and cookies above
 /// it cannot have come from a real client.
@@ -52,6 +55,9 @@ pub struct Mutation {
     pub id: u64,
     pub name: String,
     pub args: Value,
+    /// Why the mutation's `name` or `args` could not be read; such a mutation is
+    /// processed as a permanent failure.
+    pub defect: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,13 +68,20 @@ pub struct PushRequest {
     pub mutations: Vec<Mutation>,
 }
 
-/// The cookie a pull presents. Ours are always non-negative integers; any other finite
-/// number is one we never handed out and is answered with a reset.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The cookie a pull presents.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Cookie {
     Null,
+    /// A bare integer from 0 to 2^53-1: what earlier versions of this server handed out.
     Version(u64),
+    /// Any other number: one no version of this server handed out.
     Unusable(f64),
+    /// `{"order": <version>, "sig": <signature>}`: what this server hands out (see
+    /// [`crate::cookie`]).
+    Signed {
+        order: u64,
+        sig: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +102,7 @@ pub enum PatchOp {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PullResponse {
-    pub cookie: u64,
+    pub cookie: SignedCookie,
     #[serde(rename = "lastMutationIDChanges")]
     pub last_mutation_id_changes: std::collections::BTreeMap<String, u64>,
     pub patch: Vec<PatchOp>,
@@ -112,13 +125,11 @@ pub fn parse_push(body: &[u8]) -> Result<Parsed<PushRequest>, ProtocolError> {
         return Ok(Parsed::VersionNotSupported(VersionType::Push));
     }
     let client_group_id = id_field(&obj, "clientGroupID")?;
-    let profile_id = optional_string(&obj, "profileID")?;
-    let schema_version = optional_string(&obj, "schemaVersion")?.unwrap_or_default();
-    let raw = obj
-        .get("mutations")
-        .ok_or_else(|| missing("mutations"))?
-        .as_array()
-        .ok_or_else(|| wrong_type("mutations", "an array"))?;
+    let profile_id = lenient_string(&obj, "profileID");
+    let schema_version = lenient_string(&obj, "schemaVersion").unwrap_or_default();
+    let raw = obj.get("mutations").ok_or_else(|| missing("mutations"))?;
+    let raw: Vec<Box<RawValue>> =
+        serde_json::from_str(raw.get()).map_err(|_| wrong_type("mutations", "an array"))?;
     let mutations = raw
         .iter()
         .enumerate()
@@ -138,18 +149,10 @@ pub fn parse_pull(body: &[u8]) -> Result<Parsed<PullRequest>, ProtocolError> {
         return Ok(Parsed::VersionNotSupported(VersionType::Pull));
     }
     let client_group_id = id_field(&obj, "clientGroupID")?;
-    let profile_id = optional_string(&obj, "profileID")?;
-    let schema_version = optional_string(&obj, "schemaVersion")?.unwrap_or_default();
-    let cookie = match obj.get("cookie") {
-        None => return Err(missing("cookie")),
-        Some(Value::Null) => Cookie::Null,
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
-            (Some(v), _) if v <= MAX_SAFE_INTEGER => Cookie::Version(v),
-            (_, Some(f)) => Cookie::Unusable(f),
-            _ => return Err(wrong_type("cookie", "null or a number")),
-        },
-        Some(_) => return Err(wrong_type("cookie", "null or a number")),
-    };
+    let profile_id = lenient_string(&obj, "profileID");
+    let schema_version = lenient_string(&obj, "schemaVersion").unwrap_or_default();
+    let raw = obj.get("cookie").ok_or_else(|| missing("cookie"))?;
+    let cookie = parse_cookie(raw)?;
     Ok(Parsed::Supported(PullRequest {
         client_group_id,
         profile_id,
@@ -158,15 +161,47 @@ pub fn parse_pull(body: &[u8]) -> Result<Parsed<PullRequest>, ProtocolError> {
     }))
 }
 
-fn parse_mutation(index: usize, raw: &Value) -> Result<Mutation, ProtocolError> {
+const COOKIE_EXPECTED: &str = "null, a number or a cookie this server handed out";
+
+fn parse_cookie(raw: &RawValue) -> Result<Cookie, ProtocolError> {
+    let wrong = || wrong_type("cookie", COOKIE_EXPECTED);
+    match serde_json::from_str::<Value>(raw.get()).map_err(|_| wrong())? {
+        Value::Null => Ok(Cookie::Null),
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(v), _) if v <= MAX_SAFE_INTEGER => Ok(Cookie::Version(v)),
+            (_, Some(f)) => Ok(Cookie::Unusable(f)),
+            _ => Err(wrong()),
+        },
+        Value::Object(obj) => {
+            let order = obj
+                .get("order")
+                .and_then(Value::as_u64)
+                .filter(|o| *o <= MAX_SAFE_INTEGER)
+                .ok_or_else(wrong)?;
+            let sig = obj.get("sig").and_then(Value::as_str).ok_or_else(wrong)?;
+            Ok(Cookie::Signed {
+                order,
+                sig: sig.to_owned(),
+            })
+        }
+        _ => Err(wrong()),
+    }
+}
+
+/// A mutation's envelope (`clientID`, `id`) must be usable, or nothing can be said of
+/// it: a 400. Its `name` and `args` are the mutation's own business: when they cannot be
+/// read (a lone UTF-16 surrogate, nesting beyond the parser's limit, a number out of
+/// range), the mutation carries a defect and is processed as a permanent failure, so the
+/// client stops resending it.
+fn parse_mutation(index: usize, raw: &RawValue) -> Result<Mutation, ProtocolError> {
     let field = |name: &str| format!("mutations[{index}].{name}");
-    let obj = raw.as_object().ok_or_else(|| ProtocolError::WrongType {
+    let obj: RawObject = serde_json::from_str(raw.get()).map_err(|_| ProtocolError::WrongType {
         field: format!("mutations[{index}]"),
         expected: "an object",
     })?;
     let client_id = match obj.get("clientID") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(wrong_type(&field("clientID"), "a string")),
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map_err(|_| wrong_type(&field("clientID"), "a string"))?,
         None => return Err(missing(&field("clientID"))),
     };
     validate_client_id(&client_id, "clientID").map_err(|source| ProtocolError::BadId {
@@ -174,70 +209,87 @@ fn parse_mutation(index: usize, raw: &Value) -> Result<Mutation, ProtocolError> 
         source,
     })?;
     let id = match obj.get("id") {
-        Some(Value::Number(n)) => n
-            .as_u64()
+        Some(raw) => serde_json::from_str::<Value>(raw.get())
+            .ok()
+            .and_then(|v| v.as_u64())
             .filter(|id| (1..=MAX_SAFE_INTEGER).contains(id))
             .ok_or_else(|| wrong_type(&field("id"), "an integer from 1 to 2^53-1"))?,
-        Some(_) => return Err(wrong_type(&field("id"), "an integer from 1 to 2^53-1")),
         None => return Err(missing(&field("id"))),
     };
-    let name = match obj.get("name") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(_) => return Err(wrong_type(&field("name"), "a non-empty string")),
-        None => return Err(missing(&field("name"))),
+    let mut defect = None;
+    let name = match obj
+        .get("name")
+        .map(|raw| serde_json::from_str::<String>(raw.get()))
+    {
+        Some(Ok(name)) if !name.is_empty() => name,
+        _ => {
+            defect = Some("`name` is not a non-empty string".to_owned());
+            String::new()
+        }
     };
     // Replicache sends `args: null` for mutators without arguments; an absent field means
     // the same.
-    let args = obj.get("args").cloned().unwrap_or(Value::Null);
+    let args = match obj
+        .get("args")
+        .map(|raw| serde_json::from_str::<Value>(raw.get()))
+    {
+        None => Value::Null,
+        Some(Ok(args)) => args,
+        Some(Err(e)) => {
+            // The parser's message names the problem and its position, never the text.
+            defect.get_or_insert_with(|| format!("`args` cannot be read: {e}"));
+            Value::Null
+        }
+    };
     Ok(Mutation {
         client_id,
         id,
         name,
         args,
+        defect,
     })
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ProtocolError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(obj)) => Ok(obj),
-        Ok(_) => Err(ProtocolError::NotAnObject),
-        Err(e) => Err(ProtocolError::InvalidJson(e.to_string())),
+/// The fields of a JSON object, each left unparsed until asked for, so that nothing
+/// inside a mutation's `args` can make the whole body unreadable.
+type RawObject = BTreeMap<String, Box<RawValue>>;
+
+fn parse_object(body: &[u8]) -> Result<RawObject, ProtocolError> {
+    let raw: &RawValue =
+        serde_json::from_slice(body).map_err(|e| ProtocolError::InvalidJson(e.to_string()))?;
+    if !raw.get().starts_with('{') {
+        return Err(ProtocolError::NotAnObject);
     }
+    serde_json::from_str(raw.get()).map_err(|e| ProtocolError::InvalidJson(e.to_string()))
 }
 
 /// `Ok(false)` for any version other than 1 (notably 0); an error when the field is absent
 /// or not a number.
-fn is_version_one(obj: &Map<String, Value>, field: &str) -> Result<bool, ProtocolError> {
-    match obj.get(field) {
-        Some(Value::Number(n)) => Ok(n.as_u64() == Some(1)),
+fn is_version_one(obj: &RawObject, field: &str) -> Result<bool, ProtocolError> {
+    match obj
+        .get(field)
+        .map(|raw| serde_json::from_str::<Value>(raw.get()))
+    {
+        Some(Ok(Value::Number(n))) => Ok(n.as_u64() == Some(1)),
         Some(_) => Err(wrong_type(field, "a number")),
         None => Err(missing(field)),
     }
 }
 
-fn id_field(obj: &Map<String, Value>, field: &'static str) -> Result<String, ProtocolError> {
-    match obj.get(field) {
-        Some(Value::String(s)) => {
-            validate_client_id(s, field).map_err(|source| ProtocolError::BadId {
-                field: field.to_owned(),
-                source,
-            })?;
-            Ok(s.clone())
-        }
-        Some(_) => Err(wrong_type(field, "a string")),
-        None => Err(missing(field)),
-    }
+fn id_field(obj: &RawObject, field: &'static str) -> Result<String, ProtocolError> {
+    let raw = obj.get(field).ok_or_else(|| missing(field))?;
+    let id: String = serde_json::from_str(raw.get()).map_err(|_| wrong_type(field, "a string"))?;
+    validate_client_id(&id, field).map_err(|source| ProtocolError::BadId {
+        field: field.to_owned(),
+        source,
+    })?;
+    Ok(id)
 }
 
-fn optional_string(
-    obj: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, ProtocolError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(wrong_type(field, "a string")),
-    }
+/// An informational string field; anything but a readable string counts as absent.
+fn lenient_string(obj: &RawObject, field: &'static str) -> Option<String> {
+    obj.get(field)
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
 }
 
 fn missing(field: &str) -> ProtocolError {
@@ -287,6 +339,54 @@ mod tests {
             parse_pull(&body).unwrap(),
             Parsed::VersionNotSupported(VersionType::Pull)
         );
+    }
+
+    #[test]
+    fn unreadable_names_and_args_are_the_mutation_s_defect_not_the_body_s() {
+        let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+        let body = format!(
+            r#"{{"pushVersion":1,"clientGroupID":"g","profileID":"\ud800","mutations":[
+            {{"clientID":"c","id":1,"name":"setItem","args":{{"key":"k","value":"\ud83d"}}}},
+            {{"clientID":"c","id":2,"name":"setItem","args":{deep}}},
+            {{"clientID":"c","id":3,"name":"increment","args":1e400}},
+            {{"clientID":"c","id":4,"name":"\udc00","args":1}},
+            {{"clientID":"c","id":5,"name":7}},
+            {{"clientID":"c","id":6,"name":"increment","args":1}}]}}"#
+        );
+        let Parsed::Supported(req) = parse_push(body.as_bytes()).unwrap() else {
+            panic!("expected v1")
+        };
+        assert_eq!(
+            req.profile_id, None,
+            "an unreadable profileID counts as absent"
+        );
+        let defects: Vec<bool> = req.mutations.iter().map(|m| m.defect.is_some()).collect();
+        assert_eq!(defects, [true, true, true, true, true, false]);
+        assert!(
+            req.mutations[1]
+                .defect
+                .as_ref()
+                .unwrap()
+                .contains("recursion")
+        );
+        assert_eq!(req.mutations[5].args, json!(1));
+    }
+
+    #[test]
+    fn a_mutation_without_a_usable_client_or_id_is_a_bad_request() {
+        for m in [
+            json!({"id":1,"name":"increment"}),
+            json!({"clientID":"c","name":"increment"}),
+            json!({"clientID":"bad id!","id":1,"name":"increment"}),
+            json!({"clientID":7,"id":1,"name":"increment"}),
+            json!([1]),
+        ] {
+            let body = push_body(json!({"pushVersion":1,"clientGroupID":"g","mutations":[m]}));
+            assert!(parse_push(&body).is_err(), "{m}");
+        }
+        let body =
+            br#"{"pushVersion":1,"clientGroupID":"g","mutations":[{"clientID":"\ud800","id":1}]}"#;
+        assert!(parse_push(body).is_err());
     }
 
     #[test]
@@ -343,12 +443,31 @@ mod tests {
             pull(json!({"order":1})),
             Err(ProtocolError::WrongType { .. })
         ));
+        assert!(matches!(
+            pull(json!({"order":-1,"sig":"x"})),
+            Err(ProtocolError::WrongType { .. })
+        ));
+        assert_eq!(
+            pull(json!({"order":9,"sig":"x","extra":true})),
+            Ok(Parsed::Supported(PullRequest {
+                client_group_id: "g".into(),
+                profile_id: None,
+                schema_version: String::new(),
+                cookie: Cookie::Signed {
+                    order: 9,
+                    sig: "x".into()
+                }
+            }))
+        );
     }
 
     #[test]
     fn serializes_responses_as_the_client_expects() {
         let r = PullResponse {
-            cookie: 4,
+            cookie: SignedCookie {
+                order: 4,
+                sig: "c2ln".into(),
+            },
             last_mutation_id_changes: [("c".to_owned(), 3)].into(),
             patch: vec![
                 PatchOp::Clear,
@@ -361,7 +480,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
-            json!({"cookie":4,"lastMutationIDChanges":{"c":3},"patch":[{"op":"clear"},
+            json!({"cookie":{"order":4,"sig":"c2ln"},"lastMutationIDChanges":{"c":3},"patch":[{"op":"clear"},
                 {"op":"put","key":"count","value":16},{"op":"del","key":"x"}]})
         );
         assert_eq!(

@@ -2,10 +2,10 @@
 //!
 //! A space has one version counter. Every commit moves it from `v` to a larger value, only
 //! if it is still `v`, and stamps every entry and client record it writes with the new
-//! version. A pull reads the version first and then everything stamped in
-//! `(cookie, version]`; an adapter whose range reads can see a commit in part completes
-//! that range from the items the head names ([`Store::space_head`]). Adapters keep that
-//! contract; the engine does the rest.
+//! version. Each protocol step is one call, and each adapter owns the consistency of its
+//! call: the push's snapshot ([`Store::push_snapshot`]), a mutator's reads, the commit, and
+//! the pull's change set at one version ([`Store::pull_snapshot`]). The engine does the
+//! rest.
 
 use crate::ids::SpaceId;
 use serde_json::Value;
@@ -13,15 +13,29 @@ use std::collections::HashMap;
 
 pub type Version = u64;
 
-/// A transient storage failure: the request may be retried and nothing was half-applied.
+/// A storage failure. Nothing was half-applied.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Temporary: the request may be retried.
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// Temporary: the store sheds load.
     #[error("storage is throttling requests: {0}")]
     Throttled(String),
+    /// Permanent: what is stored cannot be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Permanent: the store refused this request and will refuse it the same way again
+    /// (a limit of the store the engine did not know of, a validation error).
+    #[error("storage refused the request: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later. Retrying a permanent error only repeats it.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Throttled(_))
+    }
 }
 
 /// Size limits of one commit and one entry. The engine splits a push into several commits
@@ -36,6 +50,9 @@ pub struct StoreLimits {
     pub max_entry_bytes: usize,
     /// Bytes of one entry key.
     pub max_key_bytes: usize,
+    /// Nesting depth of one stored value, so that it parses back (JSON parsers, ours
+    /// included, refuse documents nested deeper than 128 levels).
+    pub max_value_depth: usize,
 }
 
 impl StoreLimits {
@@ -48,6 +65,7 @@ impl StoreLimits {
         max_commit_bytes: 3_500_000,
         max_entry_bytes: 390_000,
         max_key_bytes: 1_000,
+        max_value_depth: 100,
     };
 }
 
@@ -89,18 +107,7 @@ pub enum CommitOutcome {
     Conflict,
 }
 
-/// What a pull needs to know of a space's head: its version and, for adapters whose
-/// range reads can see a commit in part, the items the last commit wrote (opaque to the
-/// engine).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SpaceHead {
-    pub version: Version,
-    /// Adapter-specific names of the items the commit that made `version` wrote; empty when
-    /// the adapter's reads are atomic (or the commit wrote nothing).
-    pub last_commit_items: Vec<String>,
-}
-
-/// One entry changed in `(since, upto]`.
+/// One entry changed since a pull's cookie.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryChange {
     pub key: String,
@@ -108,11 +115,15 @@ pub struct EntryChange {
     pub value: Option<Value>,
 }
 
-/// What a pull sends: entries changed, and the LMIDs of the requesting group's clients
-/// changed, in a version range.
+/// What a pull answers from: a space's version and, as of exactly that version, every
+/// entry (deleted ones included) and every LMID of the requesting group's clients changed
+/// since the pull's cookie.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Changes {
+pub struct PullSnapshot {
+    pub version: Version,
+    /// In key order.
     pub entries: Vec<EntryChange>,
+    /// In client ID order.
     pub client_lmids: Vec<(String, u64)>,
 }
 
@@ -160,37 +171,18 @@ pub trait Store: Send + Sync {
     /// Applies `commit` atomically if the space version is still `expected_version`.
     async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError>;
 
-    /// Entries (deleted ones included) and the LMIDs of `client_group_id`'s clients with
-    /// `since < version <= upto`.
-    async fn changes(
+    /// The space as of one version: its version `v`, and every entry and every LMID of
+    /// `client_group_id`'s clients stamped in `(since, v]`, all of them as they were at `v`
+    /// and not one of them later. `None` for an unknown space.
+    ///
+    /// Rows keep only their latest value, so bounding a range read by a version read
+    /// earlier is not enough (a row overwritten meanwhile drops out): an adapter reads the
+    /// version and the rows in one snapshot, or reads with no upper bound and redoes the
+    /// read when a commit landed in between.
+    async fn pull_snapshot(
         &self,
         space: &SpaceId,
         client_group_id: &str,
         since: Version,
-        upto: Version,
-    ) -> Result<Changes, StoreError>;
-
-    /// The space's head for a pull, read consistently; `None` for an unknown space.
-    /// Adapters whose [`Store::changes`] can see a commit in part also name the items the
-    /// last commit wrote, for [`Store::changes_to_head`] to check.
-    async fn space_head(&self, space: &SpaceId) -> Result<Option<SpaceHead>, StoreError> {
-        Ok(self.space_version(space).await?.map(|version| SpaceHead {
-            version,
-            last_commit_items: Vec::new(),
-        }))
-    }
-
-    /// [`Store::changes`] in `(since, head.version]`, made complete for a head whose
-    /// commit may still be being applied: everything `head` names is returned as that
-    /// commit wrote it, or the call fails with a temporary error.
-    async fn changes_to_head(
-        &self,
-        space: &SpaceId,
-        client_group_id: &str,
-        since: Version,
-        head: &SpaceHead,
-    ) -> Result<Changes, StoreError> {
-        self.changes(space, client_group_id, since, head.version)
-            .await
-    }
+    ) -> Result<Option<PullSnapshot>, StoreError>;
 }

@@ -66,6 +66,7 @@ impl<'a> Tx<'a> {
 
     /// The live value of `key`, if any.
     pub async fn get(&mut self, key: &str) -> Result<Option<Value>, MutationError> {
+        self.check_key(key)?;
         if let Some(w) = self.writes.get(key) {
             return Ok(w.value.clone());
         }
@@ -84,13 +85,14 @@ impl<'a> Tx<'a> {
         Ok(self.get(key).await?.is_some())
     }
 
-    /// Sets `key` to `value`. Keys and values too large for one storage item are a
-    /// permanent error: the mutation is processed with no effect.
+    /// Sets `key` to `value`. Keys and values beyond the store's limits (too long, too
+    /// large for one item, nested too deep to read back) are a permanent error: the
+    /// mutation is processed with no effect.
     pub fn put(&mut self, key: &str, value: Value) -> Result<(), MutationError> {
-        if key.len() > self.limits.max_key_bytes {
-            return Err(MutationError::KeyTooLong {
-                bytes: key.len(),
-                max: self.limits.max_key_bytes,
+        self.check_key(key)?;
+        if depth(&value) > self.limits.max_value_depth {
+            return Err(MutationError::ValueTooDeep {
+                max: self.limits.max_value_depth,
             });
         }
         let bytes = key.len()
@@ -134,6 +136,7 @@ impl<'a> Tx<'a> {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, Value)>, MutationError> {
+        self.check_key(prefix)?;
         let pending = |w: &BTreeMap<String, PendingWrite>| {
             w.range(prefix.to_owned()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
@@ -163,8 +166,55 @@ impl<'a> Tx<'a> {
             .collect())
     }
 
+    /// Every key reaching the store is within its limits: a key it would refuse is the
+    /// mutation's permanent error, never a failed (and retried) storage call.
+    fn check_key(&self, key: &str) -> Result<(), MutationError> {
+        if key.len() > self.limits.max_key_bytes {
+            return Err(MutationError::KeyTooLong {
+                bytes: key.len(),
+                max: self.limits.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// The writes of this mutation, for the engine to fold into the commit.
     pub(crate) fn into_writes(self) -> BTreeMap<String, PendingWrite> {
         self.writes
+    }
+}
+
+/// Nesting depth of a JSON value: 0 for a scalar, 1 for `[]` or `{}`. Iterative, so that a
+/// value built deep by a mutator cannot overflow the stack here.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(level + 1);
+        stack.extend(children.map(|c| (c, level + 1)));
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::depth;
+    use serde_json::json;
+
+    #[test]
+    fn depth_counts_nesting() {
+        assert_eq!(depth(&json!(1)), 0);
+        assert_eq!(depth(&json!([])), 1);
+        assert_eq!(depth(&json!({"a": [1, {"b": []}]})), 4);
+        let mut deep = json!(null);
+        for _ in 0..1000 {
+            deep = json!([deep]);
+        }
+        assert_eq!(depth(&deep), 1000);
     }
 }

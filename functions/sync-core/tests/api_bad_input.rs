@@ -61,7 +61,7 @@ async fn bad_inputs_get_clear_errors_and_change_nothing() {
     .await;
     assert_eq!(status, 200);
     let before = state(&svc, &space).await;
-    assert_eq!(before["cookie"], json!(1));
+    assert_eq!(before["cookie"]["order"], json!(1));
 
     let push = "/api/replicache/push";
     let pull = "/api/replicache/pull";
@@ -91,7 +91,9 @@ async fn bad_inputs_get_clear_errors_and_change_nothing() {
         ("pull: string cookie", pull, s, br#"{"pullVersion":1,"clientGroupID":"g","cookie":"1"}"#.to_vec(), 400, "BadRequest"),
         ("pull: object cookie", pull, s, br#"{"pullVersion":1,"clientGroupID":"g","cookie":{"order":1}}"#.to_vec(), 400, "BadRequest"),
         ("pull: missing cookie", pull, s, br#"{"pullVersion":1,"clientGroupID":"g"}"#.to_vec(), 400, "BadRequest"),
-        ("pull: absurd cookie", pull, s, br#"{"pullVersion":1,"clientGroupID":"g","cookie":1e300}"#.to_vec(), 400, "BadRequest"),
+        ("pull: absurd cookie", pull, s, br#"{"pullVersion":1,"clientGroupID":"g","cookie":1e300}"#.to_vec(), 400, "InvalidCookie"),
+        ("pull: forged cookie 2^53-1", pull, s, br#"{"pullVersion":1,"clientGroupID":"g","cookie":9007199254740991}"#.to_vec(), 400, "InvalidCookie"),
+        ("pull: forged signed cookie", pull, s, br#"{"pullVersion":1,"clientGroupID":"g","cookie":{"order":50,"sig":"AAAAAAAAAAAAAAAAAAAAAA"}}"#.to_vec(), 400, "InvalidCookie"),
         ("pull: unknown space", pull, Some("nope"), br#"{"pullVersion":1,"clientGroupID":"g","cookie":null}"#.to_vec(), 404, "SpaceNotFound"),
         ("createSpace: bad id", "/api/replicache/createSpace", None, br#"{"spaceID":"no spaces"}"#.to_vec(), 400, "InvalidSpaceID"),
         ("createSpace: existing id", "/api/replicache/createSpace", None, format!(r#"{{"spaceID":"{space}"}}"#).into_bytes(), 409, "SpaceExists"),

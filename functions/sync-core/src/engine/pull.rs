@@ -1,15 +1,13 @@
-//! Pull: everything that changed between the client's cookie and the space version read
-//! first, plus the LMIDs of the requesting group's clients changed in that range.
+//! Pull: the space as of one version, relative to the client's cookie.
 //!
-//! The cookie is the space version. Reading the version before the changes and bounding
-//! the changes by it keeps a concurrent commit (which stamps a larger version) out of the
-//! response entirely, so LMIDs and data come from one consistent snapshot. Where a store's
-//! range read can see the head commit in part (it is still being applied), the head names
-//! that commit's items and [`Store::changes_to_head`] completes the range with them.
+//! The store answers the version `v` and everything changed since the cookie as of
+//! exactly `v`, in one call ([`Store::pull_snapshot`]), so LMIDs and data always come from
+//! one snapshot. The cookie answered is `v`, signed (see [`crate::cookie`]).
 
+use crate::cookie::CookieKeys;
 use crate::ids::SpaceId;
 use crate::protocol::{Cookie, MAX_SAFE_INTEGER, PatchOp, PullRequest, PullResponse};
-use crate::store::{Commit, CommitOutcome, SpaceHead, Store, StoreError};
+use crate::store::{Commit, CommitOutcome, PullSnapshot, Store, StoreError, Version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -17,106 +15,141 @@ pub enum PullError {
     SpaceNotFound,
     #[error("the space is too contended; retry")]
     Contended,
-    #[error("cookie is beyond any version this server hands out")]
-    CookieOutOfRange,
+    #[error(
+        "cookie {order} is beyond the space's version {version} and carries no valid \
+         signature of this server; pull with a cookie this server handed out, or null"
+    )]
+    CookieFromTheFuture { order: f64, version: Version },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Attempts to move the version past a cookie from the future before giving up.
-const MAX_FLOOR_ATTEMPTS: u32 = 8;
+/// Attempts to move the version past a genuine cookie from the future before giving up.
+const MAX_RAISE_ATTEMPTS: u32 = 8;
+
+/// What the pull's cookie lets it answer.
+enum Since {
+    /// Everything: `clear`, then every live entry.
+    Reset,
+    /// The changes after the cookie.
+    Changes,
+}
 
 pub async fn pull(
     store: &dyn Store,
+    keys: &CookieKeys,
     space: &SpaceId,
     req: &PullRequest,
 ) -> Result<PullResponse, PullError> {
-    let mut head = store
-        .space_head(space)
-        .await?
-        .ok_or(PullError::SpaceNotFound)?;
-    // The cookie answered: the head's version, unless it had to be raised.
-    let mut version = head.version;
-    let since = match req.cookie {
-        Cookie::Null => None,
-        Cookie::Version(c) if c <= version => Some(c),
-        Cookie::Version(c) => {
-            (version, head) = raise_version_past(store, space, head, c).await?;
-            None
+    let group = req.client_group_id.as_str();
+    let (since, snapshot) = match &req.cookie {
+        Cookie::Null => (Since::Reset, snapshot(store, space, group, 0).await?),
+        Cookie::Version(order) => {
+            let snap = snapshot(store, space, group, *order).await?;
+            refuse_if_future(*order as f64, &snap)?;
+            (Since::Changes, snap)
         }
-        // Below every version we hand out: a plain reset answers it.
-        Cookie::Unusable(f) if f < 0.0 => None,
-        Cookie::Unusable(f) if f < MAX_SAFE_INTEGER as f64 => {
-            (version, head) = raise_version_past(store, space, head, f.floor() as u64).await?;
-            None
+        Cookie::Unusable(number) => {
+            // Never handed out: answer a reset, under a cookie above it (or the client
+            // would ignore the answer).
+            let snap = snapshot(store, space, group, 0).await?;
+            if *number >= snap.version as f64 {
+                return Err(PullError::CookieFromTheFuture {
+                    order: *number,
+                    version: snap.version,
+                });
+            }
+            (Since::Reset, snap)
         }
-        Cookie::Unusable(_) => return Err(PullError::CookieOutOfRange),
+        Cookie::Signed { order, sig } => {
+            let snap = snapshot(store, space, group, *order).await?;
+            if *order <= snap.version {
+                // Signed or not, a cookie at or below the version only selects what to
+                // send (see the module notes of `cookie`).
+                (Since::Changes, snap)
+            } else if keys.verify(space, *order, sig) && *order < MAX_SAFE_INTEGER {
+                (Since::Reset, restore(store, space, group, *order).await?)
+            } else {
+                return Err(PullError::CookieFromTheFuture {
+                    order: *order as f64,
+                    version: snap.version,
+                });
+            }
+        }
     };
-    if since == Some(version) {
-        // Nothing changed: skip the changes query altogether.
-        return Ok(PullResponse {
-            cookie: version,
-            last_mutation_id_changes: Default::default(),
-            patch: Vec::new(),
+    Ok(respond(keys, space, since, snapshot))
+}
+
+async fn snapshot(
+    store: &dyn Store,
+    space: &SpaceId,
+    group: &str,
+    since: Version,
+) -> Result<PullSnapshot, PullError> {
+    store
+        .pull_snapshot(space, group, since)
+        .await?
+        .ok_or(PullError::SpaceNotFound)
+}
+
+fn refuse_if_future(order: f64, snap: &PullSnapshot) -> Result<(), PullError> {
+    if order > snap.version as f64 {
+        return Err(PullError::CookieFromTheFuture {
+            order,
+            version: snap.version,
         });
     }
-    let changes = store
-        .changes_to_head(space, &req.client_group_id, since.unwrap_or(0), &head)
-        .await?;
-    let mut patch = Vec::with_capacity(changes.entries.len() + 1);
-    if since.is_none() {
+    Ok(())
+}
+
+/// A cookie this server signed is above the space version: the space lost state (a
+/// restore or re-creation). Versions must never go back in time, so the version moves
+/// above the cookie (no data changes) and the pull answers a reset under it; the client's
+/// next pulls are incremental again.
+async fn restore(
+    store: &dyn Store,
+    space: &SpaceId,
+    group: &str,
+    cookie: Version,
+) -> Result<PullSnapshot, PullError> {
+    for _ in 0..MAX_RAISE_ATTEMPTS {
+        let snap = snapshot(store, space, group, 0).await?;
+        if snap.version > cookie {
+            return Ok(snap);
+        }
+        let raise = Commit {
+            expected_version: snap.version,
+            next_version: cookie + 1,
+            ..Commit::default()
+        };
+        if store.commit(space, &raise).await? == CommitOutcome::Committed {
+            tracing::warn!(space_id = %space, from = snap.version, to = cookie + 1,
+                "signed cookie from the future: space version raised past it");
+        }
+    }
+    Err(PullError::Contended)
+}
+
+fn respond(keys: &CookieKeys, space: &SpaceId, since: Since, snap: PullSnapshot) -> PullResponse {
+    let reset = matches!(since, Since::Reset);
+    let mut patch = Vec::with_capacity(snap.entries.len() + usize::from(reset));
+    if reset {
         patch.push(PatchOp::Clear);
     }
-    for change in changes.entries {
-        match (change.value, since.is_some()) {
+    for change in snap.entries {
+        match (change.value, reset) {
             (Some(value), _) => patch.push(PatchOp::Put {
                 key: change.key,
                 value,
             }),
-            (None, true) => patch.push(PatchOp::Del { key: change.key }),
+            (None, false) => patch.push(PatchOp::Del { key: change.key }),
             // After a clear, a deleted entry needs no `del`.
-            (None, false) => {}
+            (None, true) => {}
         }
     }
-    Ok(PullResponse {
-        cookie: version,
-        last_mutation_id_changes: changes.client_lmids.into_iter().collect(),
+    PullResponse {
+        cookie: keys.sign(space, snap.version),
+        last_mutation_id_changes: snap.client_lmids.into_iter().collect(),
         patch,
-    })
-}
-
-/// A cookie above the space version was handed out before the space lost state (a
-/// restore or re-creation). Versions must never go back in time, so move the space
-/// version above the cookie (no data changes) and answer with a reset under it: the
-/// client's next pulls are then incremental again.
-///
-/// Returns the version to answer and the head to read the changes up to. The raise writes
-/// nothing, so the state at the raised version is the state at the head it replaced; that
-/// head (not an empty one at the raised version) is kept because its own commit may still
-/// be being applied.
-async fn raise_version_past(
-    store: &dyn Store,
-    space: &SpaceId,
-    mut head: SpaceHead,
-    cookie: u64,
-) -> Result<(u64, SpaceHead), PullError> {
-    for _ in 0..MAX_FLOOR_ATTEMPTS {
-        if head.version > cookie {
-            return Ok((head.version, head));
-        }
-        let commit = Commit {
-            expected_version: head.version,
-            next_version: cookie + 1,
-            ..Commit::default()
-        };
-        if store.commit(space, &commit).await? == CommitOutcome::Committed {
-            tracing::warn!(space_id = %space, "cookie from the future: space version raised");
-            return Ok((cookie + 1, head));
-        }
-        head = store
-            .space_head(space)
-            .await?
-            .ok_or(PullError::SpaceNotFound)?;
     }
-    Err(PullError::Contended)
 }

@@ -13,7 +13,7 @@ use crate::protocol::{Mutation, PushRequest};
 use crate::store::{ClientRecord, Commit, CommitOutcome, PushSnapshot, Store, StoreError};
 use crate::tx::{Overlay, PendingWrite, Tx};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct PushConfig {
@@ -65,6 +65,8 @@ pub enum PushError {
     GroupOwnedByOtherUser,
     #[error("the space is too contended; retry")]
     Contended { conflicts: u32 },
+    #[error("the request ran out of time before anything was committed; retry")]
+    DeadlineExceeded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -88,8 +90,32 @@ pub async fn push(
     user: &str,
     req: &PushRequest,
 ) -> Result<PushOutcome, PushFailure> {
+    push_until(store, mutators, config, space, user, req, None).await
+}
+
+/// [`push`], starting no retry and no further commit after `deadline`: commits made by
+/// then stand and the push answers with them (the client pushes the rest); with none
+/// made, the push fails with [`PushError::DeadlineExceeded`].
+pub async fn push_until(
+    store: &dyn Store,
+    mutators: &Registry,
+    config: &PushConfig,
+    space: &SpaceId,
+    user: &str,
+    req: &PushRequest,
+    deadline: Option<Instant>,
+) -> Result<PushOutcome, PushFailure> {
     let mut outcome = PushOutcome::default();
-    push_attempts(store, mutators, config, space, user, req, &mut outcome)
+    let run = Request {
+        store,
+        mutators,
+        config,
+        space,
+        user,
+        req,
+        deadline,
+    };
+    run.attempts(&mut outcome)
         .await
         .map(|()| outcome.clone())
         .map_err(|error| PushFailure {
@@ -98,40 +124,72 @@ pub async fn push(
         })
 }
 
-async fn push_attempts(
-    store: &dyn Store,
-    mutators: &Registry,
-    config: &PushConfig,
-    space: &SpaceId,
-    user: &str,
-    req: &PushRequest,
-    outcome: &mut PushOutcome,
-) -> Result<(), PushError> {
-    let client_ids: Vec<String> = req
-        .mutations
-        .iter()
-        .map(|m| m.client_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for attempt in 0..config.max_attempts {
-        if attempt > 0 {
-            tokio::time::sleep(backoff(config, attempt)).await;
-        }
-        let snapshot = store
-            .push_snapshot(space, &req.client_group_id, &client_ids)
-            .await?
-            .ok_or(PushError::SpaceNotFound)?;
-        authorize(&snapshot, req, user)?;
-        let mut run = Attempt::new(store, mutators, config, space, user, req, snapshot);
-        match run.apply(&req.mutations, outcome).await? {
-            CommitOutcome::Committed => return Ok(()),
-            CommitOutcome::Conflict => outcome.conflicts += 1,
-        }
+/// One push request and what it runs with.
+struct Request<'a> {
+    store: &'a dyn Store,
+    mutators: &'a Registry,
+    config: &'a PushConfig,
+    space: &'a SpaceId,
+    user: &'a str,
+    req: &'a PushRequest,
+    deadline: Option<Instant>,
+}
+
+impl Request<'_> {
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
-    Err(PushError::Contended {
-        conflicts: outcome.conflicts,
-    })
+
+    async fn attempts(&self, outcome: &mut PushOutcome) -> Result<(), PushError> {
+        let client_ids: Vec<String> = self
+            .req
+            .mutations
+            .iter()
+            .map(|m| m.client_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut mode = Mode::Batched;
+        let mut attempt = 0;
+        while attempt < self.config.max_attempts {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(self.config, attempt)).await;
+            }
+            if self.past_deadline() {
+                return if outcome.commits > 0 {
+                    outcome.truncated = true;
+                    Ok(())
+                } else {
+                    Err(PushError::DeadlineExceeded)
+                };
+            }
+            let snapshot = self
+                .store
+                .push_snapshot(self.space, &self.req.client_group_id, &client_ids)
+                .await?
+                .ok_or(PushError::SpaceNotFound)?;
+            authorize(&snapshot, self.req, self.user)?;
+            let mut run = Attempt::new(self, snapshot, mode, outcome.commits);
+            match run.apply(outcome).await? {
+                AttemptEnd::Done => return Ok(()),
+                AttemptEnd::Conflict => {
+                    outcome.conflicts += 1;
+                    attempt += 1;
+                }
+                AttemptEnd::Rejected => {
+                    // The store refused a commit of several mutations, deterministically:
+                    // start over committing one mutation at a time, to find the one it
+                    // refuses (the commits made so far stand).
+                    tracing::warn!(space_id = %self.space,
+                        "a commit was refused; retrying one mutation per commit");
+                    mode = Mode::OnePerCommit;
+                }
+            }
+        }
+        Err(PushError::Contended {
+            conflicts: outcome.conflicts,
+        })
+    }
 }
 
 fn authorize(snapshot: &PushSnapshot, req: &PushRequest, user: &str) -> Result<(), PushError> {
@@ -158,40 +216,74 @@ fn backoff(config: &PushConfig, attempt: u32) -> Duration {
     ceiling.mul_f64(rand::random::<f64>())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As many mutations per commit as the store's limits allow.
+    Batched,
+    /// One mutation per commit: after the store refused a batch.
+    OnePerCommit,
+}
+
+/// How an attempt ended.
+enum AttemptEnd {
+    /// Every due mutation processed (or the rest left for the next push).
+    Done,
+    /// A commit lost the race: start over from a fresh snapshot.
+    Conflict,
+    /// The store refused a commit of several mutations.
+    Rejected,
+}
+
+/// What running one mutation gave.
+enum Ran {
+    Applied(BTreeMap<String, PendingWrite>),
+    /// A permanent failure: processed with no effect.
+    Failed,
+}
+
+impl Ran {
+    fn writes(&self) -> Option<&BTreeMap<String, PendingWrite>> {
+        match self {
+            Ran::Applied(writes) => Some(writes),
+            Ran::Failed => None,
+        }
+    }
+}
+
+/// How committing the assembled batch went.
+enum Committed {
+    Yes,
+    Conflict,
+    Rejected(StoreError),
+}
+
 /// One try at the whole request from one snapshot.
-struct Attempt<'a> {
-    store: &'a dyn Store,
-    mutators: &'a Registry,
-    config: &'a PushConfig,
-    space: &'a SpaceId,
-    group_id: &'a str,
-    user: &'a str,
+struct Attempt<'r, 'a> {
+    request: &'r Request<'a>,
+    mode: Mode,
     version: u64,
     lmids: BTreeMap<String, u64>,
     group_known: bool,
     overlay: Overlay,
     /// Clients whose LMID the commit being assembled advances.
     batch_clients: BTreeSet<String>,
+    /// Mutations in the commit being assembled, and how many of them failed.
+    batch_processed: usize,
+    batch_failed: usize,
+    /// Commits of this request so far, earlier attempts included.
     commits: usize,
 }
 
-impl<'a> Attempt<'a> {
+impl<'r, 'a> Attempt<'r, 'a> {
     fn new(
-        store: &'a dyn Store,
-        mutators: &'a Registry,
-        config: &'a PushConfig,
-        space: &'a SpaceId,
-        user: &'a str,
-        req: &'a PushRequest,
+        request: &'r Request<'a>,
         snapshot: PushSnapshot,
+        mode: Mode,
+        prior_commits: usize,
     ) -> Self {
         Self {
-            store,
-            mutators,
-            config,
-            space,
-            group_id: &req.client_group_id,
-            user,
+            request,
+            mode,
             version: snapshot.version,
             lmids: snapshot
                 .clients
@@ -201,35 +293,30 @@ impl<'a> Attempt<'a> {
             group_known: snapshot.group_owner.is_some(),
             overlay: Overlay::default(),
             batch_clients: BTreeSet::new(),
-            commits: 0,
+            batch_processed: 0,
+            batch_failed: 0,
+            commits: prior_commits,
         }
     }
 
-    /// Processes the due mutations; `Conflict` when a commit lost the race. Commits made
-    /// before a conflict or an error stand, and are counted in `outcome` either way.
-    async fn apply(
-        &mut self,
-        mutations: &[Mutation],
-        outcome: &mut PushOutcome,
-    ) -> Result<CommitOutcome, PushError> {
+    /// Processes the due mutations. Commits made before a conflict or an error stand, and
+    /// are counted in `outcome` either way.
+    async fn apply(&mut self, outcome: &mut PushOutcome) -> Result<AttemptEnd, PushError> {
         let mut tally = Tally::default();
-        let result = self.process(mutations, &mut tally).await;
+        let result = self.process(&mut tally).await;
         outcome.commits += tally.commits;
-        if let Ok(CommitOutcome::Committed) = result {
-            outcome.processed += tally.processed;
-            outcome.failed += tally.failed;
+        outcome.processed += tally.processed;
+        outcome.failed += tally.failed;
+        if let Ok(AttemptEnd::Done) = result {
             outcome.client_state_not_found = tally.client_state_not_found;
             outcome.truncated = tally.truncated;
         }
         result
     }
 
-    async fn process(
-        &mut self,
-        mutations: &[Mutation],
-        tally: &mut Tally,
-    ) -> Result<CommitOutcome, PushError> {
-        for m in mutations {
+    async fn process(&mut self, tally: &mut Tally) -> Result<AttemptEnd, PushError> {
+        let request = self.request;
+        for m in &request.req.mutations {
             let expected = self.lmids.get(&m.client_id).copied().unwrap_or(0) + 1;
             if m.id < expected {
                 continue;
@@ -238,79 +325,97 @@ impl<'a> Attempt<'a> {
                 tally.client_state_not_found = true;
                 break;
             }
-            let (writes, failed) = match self.run_mutation(m).await? {
-                Some(writes) if self.fits(&writes, &m.client_id) => (writes, false),
-                Some(_) if self.batch_clients.is_empty() => {
-                    tracing::warn!(mutation_id = m.id, "mutation too large for one commit");
-                    (BTreeMap::new(), true)
+            let mut ran = self.run_mutation(m).await?;
+            if !self.fits(ran.writes(), &m.client_id) && !self.batch_clients.is_empty() {
+                // Does not fit beside what is batched: commit that first, then run it
+                // again against the new base.
+                if self.no_more_commits() {
+                    tally.truncated = true;
+                    break;
                 }
-                Some(_) => {
-                    // Does not fit beside what is batched: commit that first, then rerun
-                    // it against the new base.
-                    if self.commits + 1 >= self.config.max_commits_per_push {
-                        tally.truncated = true;
-                        break;
-                    }
-                    if self.commit_batch(tally).await? == CommitOutcome::Conflict {
-                        return Ok(CommitOutcome::Conflict);
-                    }
-                    match self.run_mutation(m).await? {
-                        Some(writes) if self.fits(&writes, &m.client_id) => (writes, false),
-                        Some(_) => {
-                            tracing::warn!(mutation_id = m.id, "mutation too large for one commit");
-                            (BTreeMap::new(), true)
-                        }
-                        None => (BTreeMap::new(), true),
-                    }
+                match self.commit_batch(tally).await? {
+                    Committed::Yes => {}
+                    Committed::Conflict => return Ok(AttemptEnd::Conflict),
+                    Committed::Rejected(_) => return Ok(AttemptEnd::Rejected),
                 }
-                None => (BTreeMap::new(), true),
-            };
-            for (key, write) in writes {
-                self.overlay.known.insert(key.clone(), write.value.clone());
-                self.overlay.batch.insert(key, write);
+                ran = self.run_mutation(m).await?;
             }
-            self.lmids.insert(m.client_id.clone(), m.id);
-            self.batch_clients.insert(m.client_id.clone());
-            tally.processed += 1;
-            tally.failed += usize::from(failed);
+            if !self.fits(ran.writes(), &m.client_id) {
+                // Too large even alone: a permanent failure, which always fits.
+                tracing::warn!(mutator = %m.name, client_id = %m.client_id, mutation_id = m.id,
+                    error = %MutationError::CommitTooLarge,
+                    "mutation failed permanently; marked processed with no effect");
+                ran = Ran::Failed;
+            }
+            self.fold(m, ran);
+            if self.mode == Mode::OnePerCommit {
+                match self.commit_one(tally).await? {
+                    Committed::Yes => {}
+                    Committed::Conflict => return Ok(AttemptEnd::Conflict),
+                    Committed::Rejected(e) => return Err(PushError::Store(e)),
+                }
+                if self.no_more_commits() {
+                    tally.truncated = true;
+                    break;
+                }
+            }
         }
-        if !self.batch_clients.is_empty()
-            && self.commit_batch(tally).await? == CommitOutcome::Conflict
-        {
-            return Ok(CommitOutcome::Conflict);
+        if !self.batch_clients.is_empty() {
+            match self.commit_batch(tally).await? {
+                Committed::Yes => {}
+                Committed::Conflict => return Ok(AttemptEnd::Conflict),
+                Committed::Rejected(_) => return Ok(AttemptEnd::Rejected),
+            }
         }
-        Ok(CommitOutcome::Committed)
+        Ok(AttemptEnd::Done)
     }
 
-    /// Runs one mutator. `Some(writes)` on success, `None` on a permanent failure (logged);
-    /// a storage failure aborts the request.
-    async fn run_mutation(
-        &mut self,
-        m: &Mutation,
-    ) -> Result<Option<BTreeMap<String, PendingWrite>>, PushError> {
-        let Some(mutator) = self.mutators.get(&m.name) else {
+    /// Whether the commit budget or the deadline forbids another commit besides the one
+    /// that would close the current batch.
+    fn no_more_commits(&self) -> bool {
+        self.commits + 1 >= self.request.config.max_commits_per_push || self.request.past_deadline()
+    }
+
+    /// Adds a processed mutation to the batch.
+    fn fold(&mut self, m: &Mutation, ran: Ran) {
+        match ran {
+            Ran::Applied(writes) => self.overlay.batch.extend(writes),
+            Ran::Failed => self.batch_failed += 1,
+        }
+        self.lmids.insert(m.client_id.clone(), m.id);
+        self.batch_clients.insert(m.client_id.clone());
+        self.batch_processed += 1;
+    }
+
+    /// Runs one mutator. A permanent failure (logged) is [`Ran::Failed`]; a temporary
+    /// storage failure aborts the request.
+    async fn run_mutation(&mut self, m: &Mutation) -> Result<Ran, PushError> {
+        if let Some(defect) = &m.defect {
+            log_failure(m, defect);
+            return Ok(Ran::Failed);
+        }
+        let Some(mutator) = self.request.mutators.get(&m.name) else {
             log_failure(m, &MutationError::UnknownMutator);
-            return Ok(None);
+            return Ok(Ran::Failed);
         };
-        let mut tx = Tx::new(
-            self.store,
-            self.space,
-            self.store.limits(),
-            &mut self.overlay,
-        );
+        let store = self.request.store;
+        let mut tx = Tx::new(store, self.request.space, store.limits(), &mut self.overlay);
         match mutator.run(&mut tx, &m.args).await {
-            Ok(()) => Ok(Some(tx.into_writes())),
-            Err(MutationError::Store(e)) => Err(PushError::Store(e)),
+            Ok(()) => Ok(Ran::Applied(tx.into_writes())),
+            Err(MutationError::Store(e)) if e.is_temporary() => Err(PushError::Store(e)),
             Err(e) => {
                 log_failure(m, &e);
-                Ok(None)
+                Ok(Ran::Failed)
             }
         }
     }
 
-    /// Whether the batch plus `writes` and the client's LMID stays within the limits.
-    fn fits(&self, writes: &BTreeMap<String, PendingWrite>, client_id: &str) -> bool {
-        let limits = self.store.limits();
+    /// Whether the batch plus `writes` (none for a failed mutation) and the client's LMID
+    /// stays within the store's limits.
+    fn fits(&self, writes: Option<&BTreeMap<String, PendingWrite>>, client_id: &str) -> bool {
+        let limits = self.request.store.limits();
+        let empty = BTreeMap::new();
+        let writes = writes.unwrap_or(&empty);
         let new_keys = writes
             .keys()
             .filter(|k| !self.overlay.batch.contains_key(*k))
@@ -322,11 +427,34 @@ impl<'a> Attempt<'a> {
             .filter_map(|k| self.overlay.batch.get(k).map(|w| w.bytes))
             .sum();
         let added: usize = writes.values().map(|w| w.bytes).sum();
-        let bytes = self.overlay.batch_bytes() - replaced + added;
+        let clients_bytes: usize = self
+            .batch_clients
+            .iter()
+            .chain((new_client == 1).then_some(&client_id.to_owned()))
+            .map(|id| id.len() + CLIENT_RECORD_BYTES)
+            .sum();
+        let bytes = self.overlay.batch_bytes() - replaced + added + clients_bytes;
         count <= limits.max_writes_per_commit && bytes <= limits.max_commit_bytes
     }
 
-    async fn commit_batch(&mut self, tally: &mut Tally) -> Result<CommitOutcome, PushError> {
+    /// Commits the batch of one mutation; when the store refuses it, that mutation fails
+    /// permanently: its LMID alone is committed.
+    async fn commit_one(&mut self, tally: &mut Tally) -> Result<Committed, PushError> {
+        match self.commit_batch(tally).await? {
+            Committed::Rejected(e) if !self.overlay.batch.is_empty() => {
+                tracing::warn!(space_id = %self.request.space, error = %e,
+                    "the store refused a mutation's writes; marked processed with no effect");
+                self.overlay.batch.clear();
+                self.batch_failed = self.batch_processed;
+                self.commit_batch(tally).await
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn commit_batch(&mut self, tally: &mut Tally) -> Result<Committed, PushError> {
+        let request = self.request;
+        let group_id = &request.req.client_group_id;
         let next = self.version + 1;
         let commit = Commit {
             expected_version: self.version,
@@ -342,29 +470,38 @@ impl<'a> Attempt<'a> {
                 .iter()
                 .map(|id| {
                     let rec = ClientRecord {
-                        client_group_id: self.group_id.to_owned(),
+                        client_group_id: group_id.clone(),
                         last_mutation_id: self.lmids.get(id).copied().unwrap_or(0),
                     };
                     (id.clone(), rec)
                 })
                 .collect(),
-            new_group: (!self.group_known)
-                .then(|| (self.group_id.to_owned(), self.user.to_owned())),
+            new_group: (!self.group_known).then(|| (group_id.clone(), request.user.to_owned())),
         };
-        let result = self.store.commit(self.space, &commit).await?;
-        if result == CommitOutcome::Committed {
-            self.version = next;
-            self.group_known = true;
-            self.overlay.committed();
-            self.batch_clients.clear();
-            self.commits += 1;
-            tally.commits += 1;
+        match request.store.commit(request.space, &commit).await {
+            Ok(CommitOutcome::Committed) => {
+                self.version = next;
+                self.group_known = true;
+                self.overlay.committed();
+                self.batch_clients.clear();
+                self.commits += 1;
+                tally.commits += 1;
+                tally.processed += std::mem::take(&mut self.batch_processed);
+                tally.failed += std::mem::take(&mut self.batch_failed);
+                Ok(Committed::Yes)
+            }
+            Ok(CommitOutcome::Conflict) => Ok(Committed::Conflict),
+            Err(e) if e.is_temporary() => Err(PushError::Store(e)),
+            Err(e) => Ok(Committed::Rejected(e)),
         }
-        Ok(result)
     }
 }
 
-/// Counters of one attempt, added to the outcome only when the attempt completes.
+/// Bytes a client record adds to a commit besides its ID: group ID, LMID, version and
+/// attribute names, with room to spare.
+const CLIENT_RECORD_BYTES: usize = 256;
+
+/// Counters of one attempt.
 #[derive(Default)]
 struct Tally {
     commits: usize,
@@ -374,7 +511,7 @@ struct Tally {
     truncated: bool,
 }
 
-fn log_failure(m: &Mutation, e: &MutationError) {
+fn log_failure(m: &Mutation, e: &dyn std::fmt::Display) {
     // The mutator name and ids are protocol metadata; args are user data and stay out.
     tracing::info!(mutator = %m.name, client_id = %m.client_id, mutation_id = m.id, error = %e,
         "mutation failed permanently; marked processed with no effect");

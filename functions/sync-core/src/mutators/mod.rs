@@ -8,7 +8,7 @@ use crate::tx::Tx;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Why a mutation had no effect. Every variant but `Store` is permanent: the mutation is
+/// Why a mutation had no effect. Every variant but a temporary `Store` error is permanent: the mutation is
 /// marked processed (its LMID advances) with none of its writes kept, or the client would
 /// resend it forever and block everything behind it.
 #[derive(Debug, thiserror::Error)]
@@ -23,16 +23,23 @@ pub enum MutationError {
     EntryTooLarge { bytes: usize, max: usize },
     #[error("key of {bytes} bytes exceeds the {max}-byte limit")]
     KeyTooLong { bytes: usize, max: usize },
+    #[error("value nested deeper than {max} levels")]
+    ValueTooDeep { max: usize },
     #[error("the mutation writes more than one commit can hold")]
     CommitTooLarge,
-    /// Temporary: the push is aborted without advancing anything; the client retries.
+    /// A temporary storage failure aborts the push without advancing anything (the client
+    /// retries); a permanent one (the store refuses the read, or what it holds is corrupt)
+    /// fails the mutation like any other permanent error.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl MutationError {
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, MutationError::Store(_))
+        match self {
+            MutationError::Store(e) => !e.is_temporary(),
+            _ => true,
+        }
     }
 }
 
