@@ -4,6 +4,8 @@
 
 mod cases_engine;
 mod cases_store;
+pub mod fuzz;
+pub mod model;
 mod scripted;
 
 use std::sync::Arc;

@@ -1,0 +1,1 @@
+//! A reference model of the protocol and a property-based test of the engine against it.
