@@ -10,15 +10,19 @@
 //! | `ALLOWED_ORIGINS` | `*` | comma-separated origins allowed by CORS and to open poke sockets |
 //! | `CLIENT_DIR` | `client/dist` | the built web client, served at `/` when present |
 //! | `LOG_FORMAT` | `text` | `text` or `json` |
+//! | `COOKIE_SECRET_FILE` | `DATA_DIR/cookie-secret` | the key pull cookies are signed with (created if missing) |
+//! | `REQUEST_TIMEOUT_MS` | `25000` | a request not answered by then gets a 503 (retry) |
 
 use axum::http::HeaderValue;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_DATA_DIR: &str = ".data";
 pub const DEFAULT_TABLE_NAME: &str = "replicache";
 pub const DEFAULT_CLIENT_DIR: &str = "client/dist";
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = sync_core::api::DEFAULT_REQUEST_TIMEOUT;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -28,6 +32,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     pub client_dir: PathBuf,
     pub log_format: LogFormat,
+    pub cookie_secret_file: PathBuf,
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +71,8 @@ pub enum ConfigError {
     Origin(String),
     #[error("LOG_FORMAT must be `text` or `json`, not {0:?}")]
     LogFormat(String),
+    #[error("REQUEST_TIMEOUT_MS must be a number of milliseconds from 1, not {0:?}")]
+    RequestTimeout(String),
 }
 
 impl Config {
@@ -89,16 +97,29 @@ impl Config {
             None => DEFAULT_PORT,
             Some(raw) => raw.parse().map_err(|_| ConfigError::Port(raw))?,
         };
+        let data_dir: PathBuf = get("DATA_DIR")?
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned())
+            .into();
         let storage = match get("DYNAMODB_ENDPOINT")? {
             Some(endpoint) => StorageConfig::DynamoDb {
                 endpoint,
                 table: get("TABLE_NAME")?.unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned()),
             },
             None => StorageConfig::Sqlite {
-                data_dir: get("DATA_DIR")?
-                    .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned())
-                    .into(),
+                data_dir: data_dir.clone(),
             },
+        };
+        let cookie_secret_file = get("COOKIE_SECRET_FILE")?
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join(crate::cookie_secret::DEFAULT_FILE_NAME));
+        let request_timeout = match get("REQUEST_TIMEOUT_MS")? {
+            None => DEFAULT_REQUEST_TIMEOUT,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or(ConfigError::RequestTimeout(raw))?,
         };
         let allowed_origins = match get("ALLOWED_ORIGINS")? {
             None => AllowedOrigins::Any,
@@ -119,6 +140,8 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CLIENT_DIR.to_owned())
                 .into(),
             log_format,
+            cookie_secret_file,
+            request_timeout,
         })
     }
 }
@@ -170,6 +193,8 @@ mod tests {
         assert_eq!(c.allowed_origins, AllowedOrigins::Any);
         assert_eq!(c.client_dir, PathBuf::from("client/dist"));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.cookie_secret_file, PathBuf::from(".data/cookie-secret"));
+        assert_eq!(c.request_timeout, Duration::from_secs(25));
     }
 
     #[test]
@@ -194,6 +219,7 @@ mod tests {
             ("DATA_DIR", "/tmp/x"),
             ("CLIENT_DIR", "web"),
             ("LOG_FORMAT", "JSON"),
+            ("REQUEST_TIMEOUT_MS", "1500"),
             (
                 "ALLOWED_ORIGINS",
                 "http://localhost:5173/, https://app.example.com",
@@ -209,6 +235,8 @@ mod tests {
         );
         assert_eq!(c.client_dir, PathBuf::from("web"));
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.cookie_secret_file, PathBuf::from("/tmp/x/cookie-secret"));
+        assert_eq!(c.request_timeout, Duration::from_millis(1500));
         assert_eq!(
             c.allowed_origins,
             AllowedOrigins::List(vec![
@@ -236,6 +264,12 @@ mod tests {
             config(&[("LOG_FORMAT", "xml")]),
             Err(ConfigError::LogFormat("xml".into()))
         );
+        for bad in ["0", "-5", "soon"] {
+            assert_eq!(
+                config(&[("REQUEST_TIMEOUT_MS", bad)]),
+                Err(ConfigError::RequestTimeout(bad.into()))
+            );
+        }
         assert_eq!(
             config(&[("ALLOWED_ORIGINS", "http://a.test, *")]).map(|c| c.allowed_origins),
             Ok(AllowedOrigins::Any)

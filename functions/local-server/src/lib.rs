@@ -3,6 +3,7 @@
 //! on the SQLite store (or DynamoDB when configured).
 
 pub mod config;
+pub mod cookie_secret;
 pub mod logging;
 pub mod poke_hub;
 pub mod routes;

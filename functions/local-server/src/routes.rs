@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use sync_core::api::MAX_BODY_BYTES;
+use sync_core::cookie::CookieKeys;
 use sync_core::error::ApiError;
 use sync_core::{ApiRequest, ApiResponse, SpaceId, Store, SyncService};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -40,6 +41,10 @@ pub const POKE_PATH: &str = "/api/replicache/poke";
 pub struct AppOptions {
     pub allowed_origins: AllowedOrigins,
     pub client_dir: PathBuf,
+    /// What pull cookies are signed with.
+    pub cookie_keys: CookieKeys,
+    /// A request not answered by then gets a 503.
+    pub request_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -53,7 +58,11 @@ struct AppState {
 /// the poke sockets.
 pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Router {
     let mutators = Arc::new(sync_core::mutators::app::registry());
-    let service = Arc::new(SyncService::new(store, mutators, hub.clone()));
+    let service = Arc::new(
+        SyncService::new(store, mutators, hub.clone())
+            .with_cookie_keys(options.cookie_keys.clone())
+            .with_request_timeout(options.request_timeout),
+    );
     let state = AppState {
         service,
         hub,

@@ -2,6 +2,7 @@
 //! SIGINT or SIGTERM.
 
 use crate::config::Config;
+use crate::cookie_secret::{self, CookieSecretError};
 use crate::poke_hub::PokeHub;
 use crate::routes::{self, API_PREFIX, AppOptions, POKE_PATH};
 use crate::static_files;
@@ -14,6 +15,8 @@ use tokio::net::TcpListener;
 pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreChoiceError),
+    #[error(transparent)]
+    CookieSecret(#[from] CookieSecretError),
     #[error("cannot listen on {host}:{port}: {source}")]
     Bind {
         host: String,
@@ -27,10 +30,13 @@ pub enum ServerError {
 
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let opened = store_choice::open_store(&config.storage).await?;
+    let cookie_keys = cookie_secret::load_or_create(&config.cookie_secret_file)?;
     let hub = PokeHub::new();
     let options = AppOptions {
         allowed_origins: config.allowed_origins.clone(),
         client_dir: config.client_dir.clone(),
+        cookie_keys,
+        request_timeout: config.request_timeout,
     };
     let app = routes::app(opened.store, Arc::clone(&hub), &options);
     let bind_error = |source| ServerError::Bind {

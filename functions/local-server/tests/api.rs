@@ -51,7 +51,11 @@ async fn create_exists_push_pull_round_trip() {
 
     let pulled = server.post(&pull_path, &pull_body("g1", json!(null))).await;
     assert_eq!(pulled.status, StatusCode::OK);
-    let body = pulled.json();
+    let mut body = pulled.json();
+    let cookie = body["cookie"].clone();
+    assert_eq!(cookie["order"], 1, "a signed cookie at the version");
+    assert!(cookie["sig"].as_str().is_some_and(|s| !s.is_empty()));
+    body["cookie"] = json!(1);
     assert_eq!(
         body,
         json!({"cookie": 1, "lastMutationIDChanges": {"c1": 3},
@@ -62,12 +66,15 @@ async fn create_exists_push_pull_round_trip() {
     let other = server.post(&pull_path, &pull_body("g2", json!(null))).await;
     assert_eq!(other.json()["lastMutationIDChanges"], json!({}));
 
-    // Nothing changed since the cookie.
-    let same = server.post(&pull_path, &pull_body("g1", json!(1))).await;
-    assert_eq!(
-        same.json(),
-        json!({"cookie": 1, "lastMutationIDChanges": {}, "patch": []})
-    );
+    // Nothing changed since the cookie, whether it comes back signed or as the bare
+    // number earlier servers handed out.
+    for sent in [cookie.clone(), json!(1)] {
+        let same = server.post(&pull_path, &pull_body("g1", sent)).await;
+        assert_eq!(
+            same.json(),
+            json!({"cookie": cookie, "lastMutationIDChanges": {}, "patch": []})
+        );
+    }
 }
 
 #[tokio::test]
@@ -86,7 +93,7 @@ async fn the_space_id_query_parameter_is_url_decoded() {
         )
         .await;
     assert_eq!(pulled.status, StatusCode::OK);
-    assert_eq!(pulled.json()["cookie"], 0);
+    assert_eq!(pulled.json()["cookie"]["order"], 0);
 }
 
 #[tokio::test]

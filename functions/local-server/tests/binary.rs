@@ -130,6 +130,14 @@ async fn serves_and_keeps_its_data_across_a_restart() {
             {"clientID": "c1", "id": 6, "name": "setItem", "args": SECRET, "timestamp": 2}]});
     let pushed = post_json(a, "/api/replicache/push?spaceID=kept", &secret).await;
     assert_eq!(pushed.status, StatusCode::OK);
+    let before_restart = post_json(
+        a,
+        "/api/replicache/pull?spaceID=kept",
+        &pull_body("g1", json!(null)),
+    )
+    .await
+    .json()["cookie"]
+        .clone();
     terminate(first).await;
     assert!(data_dir.join("replicache.sqlite3").is_file());
 
@@ -154,9 +162,12 @@ async fn serves_and_keeps_its_data_across_a_restart() {
     .await;
     assert_eq!(
         pulled.json(),
-        json!({"cookie": 2, "lastMutationIDChanges": {"c1": 6},
+        json!({"cookie": before_restart, "lastMutationIDChanges": {"c1": 6},
             "patch": [{"op": "clear"}, {"op": "put", "key": "count", "value": 4},
-                {"op": "put", "key": "item/k", "value": SECRET}]})
+                {"op": "put", "key": "item/k", "value": SECRET}]}),
+        "the same data, under the same signed cookie: the key survived the restart"
     );
+    assert_eq!(before_restart["order"], 2);
+    assert!(data_dir.join("cookie-secret").is_file());
     terminate(second).await;
 }

@@ -38,6 +38,8 @@ impl TestServer {
         let options = AppOptions {
             allowed_origins,
             client_dir: "/nonexistent/client/dist".into(),
+            cookie_keys: sync_core::cookie::CookieKeys::random(),
+            request_timeout: sync_core::api::DEFAULT_REQUEST_TIMEOUT,
         };
         let app = routes::app(store, hub.clone(), &options);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
