@@ -50,9 +50,11 @@ export function randomID(prefix = '') {
 
 /**
  * Starts a server; resolves once it answers HTTP. `label` names its log file.
+ * `dataDir` and `port` restart a server on the data and port of an earlier one (SQLite
+ * only); such a data directory is left in place on stop (its owner removes it).
  * Returns {baseURL, store, pushURL(space), pullURL(space), pokeURL(space), createSpace(), stop(), logTail()}.
  */
-export async function startServer({label = 'e2e'} = {}) {
+export async function startServer({label = 'e2e', dataDir, port} = {}) {
   const bin = process.env.LOCAL_SERVER_BIN || join(REPO_ROOT, 'target', 'debug', 'local-server');
   if (!existsSync(bin)) {
     throw new Error(`local server binary not found at ${bin}: run \`cargo build -p local-server\` (or set LOCAL_SERVER_BIN)`);
@@ -61,7 +63,7 @@ export async function startServer({label = 'e2e'} = {}) {
   // The free port can be taken between probing and binding: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(bin, label);
+      return await startOnce(bin, label, {dataDir, port});
     } catch (e) {
       lastError = e;
       if (!e.retryable) break;
@@ -70,8 +72,8 @@ export async function startServer({label = 'e2e'} = {}) {
   throw lastError;
 }
 
-async function startOnce(bin, label) {
-  const port = await freePort();
+async function startOnce(bin, label, {dataDir: givenDataDir, port: givenPort}) {
+  const port = givenPort ?? await freePort();
   const env = {...process.env, HOST: '127.0.0.1', PORT: String(port), NO_COLOR: '1'};
   delete env.DATA_DIR;
   delete env.TABLE_NAME;
@@ -88,9 +90,10 @@ async function startOnce(bin, label) {
     env.AWS_REGION ||= 'us-east-1';
   } else {
     delete env.DYNAMODB_ENDPOINT;
-    dataDir = mkdtempSync(join(tmpdir(), 'e2e-data-'));
+    dataDir = givenDataDir ?? mkdtempSync(join(tmpdir(), 'e2e-data-'));
     env.DATA_DIR = dataDir;
   }
+  const ownDataDir = givenDataDir ? undefined : dataDir;
 
   mkdirSync(ARTIFACTS, {recursive: true});
   const logPath = join(ARTIFACTS, `${STORE}-${basename(label)}-${process.pid}-${port}.log`);
@@ -120,7 +123,7 @@ async function startOnce(bin, label) {
   for (;;) {
     if (exitInfo) {
       logFile.end();
-      cleanup(dataDir);
+      cleanup(ownDataDir);
       const err = new Error(
         `local server exited during start-up (${JSON.stringify(exitInfo)}); log ${logPath}:\n${logTail()}`);
       err.retryable = /in use|AddrInUse/i.test(logTail());
@@ -142,13 +145,14 @@ async function startOnce(bin, label) {
       child.kill('SIGKILL');
       await exited;
       logFile.end();
-      cleanup(dataDir);
+      cleanup(ownDataDir);
       throw new Error(`local server did not answer within ${READY_TIMEOUT_MS} ms; log ${logPath}:\n${logTail()}`);
     }
     await delay(50);
   }
 
   let stopped = false;
+  let keepData = false;
   return {
     store: STORE,
     baseURL,
@@ -175,6 +179,11 @@ async function startOnce(bin, label) {
       }
       return body.spaceID;
     },
+    /** Stops the server and keeps its data directory (for a restart on it). */
+    async stopKeepingData() {
+      keepData = true;
+      await this.stop();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -186,7 +195,7 @@ async function startOnce(bin, label) {
         clearTimeout(timer);
       }
       await new Promise(ok => logFile.end(ok));
-      cleanup(dataDir);
+      if (!keepData) cleanup(ownDataDir);
       if (diedBeforeStop) {
         throw new Error(`local server died during the tests (${JSON.stringify(exitInfo)}); log ${logPath}:\n${logTail()}`);
       }
