@@ -2,6 +2,7 @@
 //! [`run_all`] with a store; every case works in spaces of its own, so one store (one
 //! table, one file) serves the whole suite.
 
+mod cases_api;
 mod cases_engine;
 mod cases_store;
 pub mod fuzz;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use sync_core::{SpaceId, Store};
 
+pub use cases_api::*;
 pub use cases_engine::*;
 pub use cases_store::*;
 pub use scripted::{CommitScript, ScriptedCommits};
@@ -45,6 +47,12 @@ pub async fn run_all(store: Arc<dyn Store>) {
             Box::pin(engine_concurrent_pushes(s))
         }),
         ("engine_cookies", |s| Box::pin(engine_cookies(s))),
+        ("api_poison_mutations", |s| {
+            Box::pin(api_poison_mutations(s))
+        }),
+        ("api_failed_mutations_count_against_commit_limits", |s| {
+            Box::pin(api_failed_mutations_count_against_commit_limits(s))
+        }),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
