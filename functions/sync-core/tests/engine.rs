@@ -4,12 +4,13 @@
 
 use serde_json::{Value, json};
 use store_conformance::{ScriptedCommits, mutation, new_space, pull_from, push_request};
+use sync_core::Store as _;
 use sync_core::engine::push::{PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::{MutationError, Mutator, Registry, app};
 use sync_core::protocol::{Cookie, PatchOp};
-use sync_core::store::CommitOutcome;
+use sync_core::store::{Commit, CommitOutcome, StoreError};
 use sync_core::tx::Tx;
 
 /// Writes two keys, then fails: none of it may be kept.
@@ -219,4 +220,277 @@ async fn contention_is_retried_a_bounded_number_of_times() {
         })
     ));
     assert_eq!(store.commits(), 5);
+}
+
+/// Refuses, deterministically, every commit that writes `refused_key` and every read of
+/// it: a limit of the store the engine did not know of.
+struct RefusingStore {
+    inner: MemoryStore,
+    refused_key: &'static str,
+}
+
+#[async_trait::async_trait]
+impl sync_core::Store for RefusingStore {
+    async fn create_space(&self, space: &sync_core::SpaceId) -> Result<bool, StoreError> {
+        self.inner.create_space(space).await
+    }
+    async fn space_version(&self, space: &sync_core::SpaceId) -> Result<Option<u64>, StoreError> {
+        self.inner.space_version(space).await
+    }
+    async fn push_snapshot(
+        &self,
+        space: &sync_core::SpaceId,
+        group: &str,
+        clients: &[String],
+    ) -> Result<Option<sync_core::store::PushSnapshot>, StoreError> {
+        self.inner.push_snapshot(space, group, clients).await
+    }
+    async fn get_entry(
+        &self,
+        space: &sync_core::SpaceId,
+        key: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        if key == self.refused_key {
+            return Err(StoreError::Rejected("this key is refused".into()));
+        }
+        self.inner.get_entry(space, key).await
+    }
+    async fn scan_entries(
+        &self,
+        space: &sync_core::SpaceId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        self.inner.scan_entries(space, prefix, limit).await
+    }
+    async fn commit(
+        &self,
+        space: &sync_core::SpaceId,
+        commit: &Commit,
+    ) -> Result<CommitOutcome, StoreError> {
+        if commit.entries.iter().any(|(k, _)| k == self.refused_key) {
+            return Err(StoreError::Rejected("this key is refused".into()));
+        }
+        self.inner.commit(space, commit).await
+    }
+    async fn pull_snapshot(
+        &self,
+        space: &sync_core::SpaceId,
+        group: &str,
+        since: u64,
+    ) -> Result<Option<sync_core::store::PullSnapshot>, StoreError> {
+        self.inner.pull_snapshot(space, group, since).await
+    }
+}
+
+#[tokio::test]
+async fn a_commit_the_store_refuses_fails_only_the_mutation_that_caused_it() {
+    let store = RefusingStore {
+        inner: MemoryStore::new(),
+        refused_key: "item/refused",
+    };
+    let space = new_space(&store, "refused").await;
+    let req = push_request(
+        "g",
+        vec![
+            mutation("c", 1, "setItem", json!({"key": "a", "value": 1})),
+            mutation("c", 2, "setItem", json!({"key": "refused", "value": 2})),
+            mutation("d", 1, "setItem", json!({"key": "b", "value": 3})),
+            mutation("c", 3, "increment", json!(1)),
+        ],
+    );
+    let outcome = engine::push(
+        &store,
+        &registry(),
+        &PushConfig::default(),
+        &space,
+        "",
+        &req,
+    )
+    .await
+    .expect("the push succeeds");
+    assert_eq!((outcome.processed, outcome.failed), (4, 1), "{outcome:?}");
+    let full = pull_from(&store, &space, "g", Cookie::Null).await;
+    assert_eq!(put_value(&full.patch, "item/a"), Some(json!(1)));
+    assert_eq!(put_value(&full.patch, "item/b"), Some(json!(3)));
+    assert_eq!(put_value(&full.patch, "count"), Some(json!(1)));
+    assert_eq!(put_value(&full.patch, "item/refused"), None);
+    assert_eq!(
+        full.last_mutation_id_changes,
+        [("c".to_owned(), 3), ("d".to_owned(), 1)].into()
+    );
+
+    // A read the store refuses is the mutation's permanent failure too.
+    let req = push_request(
+        "g",
+        vec![
+            mutation("c", 4, "deleteItem", json!({"key": "refused"})),
+            mutation("c", 5, "increment", json!(1)),
+        ],
+    );
+    let outcome = engine::push(
+        &store,
+        &registry(),
+        &PushConfig::default(),
+        &space,
+        "",
+        &req,
+    )
+    .await
+    .expect("the push succeeds");
+    assert_eq!((outcome.processed, outcome.failed), (2, 1));
+    let full = pull_from(&store, &space, "g", Cookie::Null).await;
+    assert_eq!(put_value(&full.patch, "count"), Some(json!(2)));
+    assert_eq!(full.last_mutation_id_changes[&"c".to_owned()], 5);
+}
+
+#[tokio::test]
+async fn a_push_past_its_deadline_answers_with_what_it_committed() {
+    let store = MemoryStore::new();
+    let space = new_space(&store, "deadline").await;
+    let past = std::time::Instant::now();
+    let req = push_request("g", vec![mutation("c", 1, "increment", json!(1))]);
+    let refused = engine::push_until(
+        &store,
+        &registry(),
+        &PushConfig::default(),
+        &space,
+        "",
+        &req,
+        Some(past),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(refused.error, PushError::DeadlineExceeded));
+    assert_eq!(refused.committed, 0);
+    assert_eq!(store.space_version(&space).await.unwrap(), Some(0));
+
+    // A push of three commits' worth whose deadline passes during its first commit: it
+    // closes the batch it holds and stops (the client pushes the rest).
+    let config = PushConfig {
+        max_commits_per_push: 20,
+        ..PushConfig::default()
+    };
+    let big: Vec<_> = (1..=250)
+        .map(|i| {
+            mutation(
+                "c",
+                i,
+                "setItem",
+                json!({"key": format!("k{i}"), "value": i}),
+            )
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    let slow = SlowCommits {
+        inner: MemoryStore::new(),
+    };
+    let space = new_space(&slow, "deadline2").await;
+    let outcome = engine::push_until(
+        &slow,
+        &registry(),
+        &config,
+        &space,
+        "",
+        &push_request("g", big),
+        Some(deadline),
+    )
+    .await
+    .expect("answers with what it committed");
+    assert!(outcome.truncated, "{outcome:?}");
+    assert_eq!(outcome.commits, 2, "{outcome:?}");
+    assert!(outcome.processed < 250, "{outcome:?}");
+    let full = pull_from(&slow, &space, "g", Cookie::Null).await;
+    assert_eq!(
+        full.last_mutation_id_changes[&"c".to_owned()],
+        outcome.processed as u64
+    );
+}
+
+/// Commits that take 300 ms, so a deadline falls between two of them.
+struct SlowCommits {
+    inner: MemoryStore,
+}
+
+#[async_trait::async_trait]
+impl sync_core::Store for SlowCommits {
+    async fn create_space(&self, space: &sync_core::SpaceId) -> Result<bool, StoreError> {
+        self.inner.create_space(space).await
+    }
+    async fn space_version(&self, space: &sync_core::SpaceId) -> Result<Option<u64>, StoreError> {
+        self.inner.space_version(space).await
+    }
+    async fn push_snapshot(
+        &self,
+        space: &sync_core::SpaceId,
+        group: &str,
+        clients: &[String],
+    ) -> Result<Option<sync_core::store::PushSnapshot>, StoreError> {
+        self.inner.push_snapshot(space, group, clients).await
+    }
+    async fn get_entry(
+        &self,
+        space: &sync_core::SpaceId,
+        key: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        self.inner.get_entry(space, key).await
+    }
+    async fn scan_entries(
+        &self,
+        space: &sync_core::SpaceId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        self.inner.scan_entries(space, prefix, limit).await
+    }
+    async fn commit(
+        &self,
+        space: &sync_core::SpaceId,
+        commit: &Commit,
+    ) -> Result<CommitOutcome, StoreError> {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.inner.commit(space, commit).await
+    }
+    async fn pull_snapshot(
+        &self,
+        space: &sync_core::SpaceId,
+        group: &str,
+        since: u64,
+    ) -> Result<Option<sync_core::store::PullSnapshot>, StoreError> {
+        self.inner.pull_snapshot(space, group, since).await
+    }
+}
+
+#[tokio::test]
+async fn a_request_not_done_by_its_deadline_is_answered_503() {
+    let store = std::sync::Arc::new(SlowCommits {
+        inner: MemoryStore::new(),
+    });
+    let space = new_space(store.as_ref(), "timeout").await;
+    let svc = sync_core::SyncService::new(
+        store.clone(),
+        std::sync::Arc::new(registry()),
+        std::sync::Arc::new(sync_core::poke::NoPoker),
+    )
+    .with_request_timeout(std::time::Duration::from_millis(100));
+    let body = json!({"pushVersion":1,"clientGroupID":"g","mutations":
+        [{"clientID":"c","id":1,"name":"increment","args":1}]})
+    .to_string();
+    let started = std::time::Instant::now();
+    let resp = svc
+        .handle(sync_core::ApiRequest {
+            method: "POST",
+            path: "/api/replicache/push",
+            space_id: Some(space.as_str()),
+            body: body.as_bytes(),
+            accepts_gzip: false,
+            user: "",
+        })
+        .await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(290));
+    assert_eq!(resp.status, 503);
+    assert_eq!(
+        resp.json_body().unwrap()["error"],
+        json!("DeadlineExceeded")
+    );
 }
