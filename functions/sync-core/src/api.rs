@@ -205,14 +205,12 @@ impl SyncService {
         let response = match (route, result) {
             (_, Ok(response)) => response,
             (None, Err(e)) => ApiResponse::from_error(&e),
-            (Some(route), Err(e)) => match e {
-                e => {
-                    if e.status() >= 500 {
-                        tracing::warn!(route = route.name(), error = %e, "request failed");
-                    }
-                    ApiResponse::from_error(&e)
+            (Some(route), Err(e)) => {
+                if e.status() >= 500 {
+                    tracing::warn!(route = route.name(), error = %e, "request failed");
                 }
-            },
+                ApiResponse::from_error(&e)
+            }
         };
         tracing::info!(
             route = route.map(Route::name).unwrap_or("none"),
