@@ -3,10 +3,13 @@
 #   spaces  createSpace, spaceExists         (function URL /lambda-url/spaces/...)
 #   ws-connect                                 (Invoke API, a $connect event)
 #   push    one increment, which pokes the connection through WEBSOCKET_ENDPOINT
-#   pull    the count is the pushed amount
+#   pull    the count is the pushed amount, under a cookie signed with the key of the
+#           cookie secret; a forged cookie from the future is refused (400), a genuine one
+#           moves the space's version past it
 #   ws-default, ws-disconnect                  (Invoke API)
 # then stops everything it started. The table is created from the template's own Table
-# resource (infra/create-table.py). Nothing talks to AWS.
+# resource (infra/create-table.py), the cookie secret in the same moto as the template's
+# generates it (COOKIE_SECRET_ARN, SECRETS_MANAGER_ENDPOINT). Nothing talks to AWS.
 #
 #   infra/cargo-lambda-smoke.sh
 #   DYNAMODB_ENDPOINT=http://127.0.0.1:5000 infra/cargo-lambda-smoke.sh   (use a running moto)
@@ -60,6 +63,36 @@ fi
 table="smoke-$(date +%s)-$$"
 "$MOTO_PYTHON" infra/create-table.py "$endpoint" "$table"
 
+# The cookie secret, generated with the template's own GenerateSecretString settings:
+# prints its ARN, then its text (a local, throw-away key: it goes to a file, not the log).
+"$MOTO_PYTHON" - "$endpoint" "$table-cookie" >"$work/secret" <<'PY'
+import sys
+import boto3
+import yaml
+
+endpoint, name = sys.argv[1], sys.argv[2]
+resources = yaml.safe_load(open("infra/template.yaml"))["Resources"]
+(generate,) = [
+    r["Properties"]["GenerateSecretString"]
+    for r in resources.values()
+    if r["Type"] == "AWS::SecretsManager::Secret"
+]
+client = boto3.client(
+    "secretsmanager",
+    endpoint_url=endpoint,
+    region_name="us-east-1",
+    aws_access_key_id="local",
+    aws_secret_access_key="local",
+)
+text = client.get_random_password(**generate)["RandomPassword"]
+print(client.create_secret(Name=name, SecretString=text)["ARN"])
+print(text)
+PY
+secret_arn=$(sed -n 1p "$work/secret")
+secret_text=$(sed -n 2p "$work/secret")
+[ -n "$secret_arn" ] && [ ${#secret_text} -ge 32 ] || fail "no cookie secret was created"
+echo "cookie secret $secret_arn (${#secret_text} characters)"
+
 # Build the binaries first (debug, as `cargo lambda watch` runs them) so that the first
 # invocation does not wait for a compilation.
 started=$(date +%s)
@@ -68,6 +101,7 @@ echo "debug build of the binaries: $(($(date +%s) - started)) s"
 
 port=$(free_port)
 fn_env="TABLE_NAME=$table,DYNAMODB_ENDPOINT=$endpoint,WEBSOCKET_ENDPOINT=$endpoint"
+fn_env+=",COOKIE_SECRET_ARN=$secret_arn,SECRETS_MANAGER_ENDPOINT=$endpoint"
 fn_env+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1,RUST_LOG=info"
 setsid cargo lambda watch \
   --invoke-address 127.0.0.1 --invoke-port "$port" \
@@ -119,6 +153,27 @@ invoke() {
   post "$base/2015-03-31/functions/$1/invocations" "$2"
 }
 
+# sign ORDER: the signature of a cookie of $space at ORDER under the secret's signing key,
+# computed independently of the Rust code (HMAC-SHA256, see sync_core::cookie).
+sign() {
+  python3 - "$secret_text" "$space" "$1" <<'PY'
+import base64, hashlib, hmac, struct, sys
+keys, space, order = sys.argv[1], sys.argv[2], int(sys.argv[3])
+message = b"replicache-sync cookie v1\0" + space.encode() + b"\0" + struct.pack(">Q", order)
+tag = hmac.new(keys.split()[0].encode(), message, hashlib.sha256).digest()[:16]
+print(base64.urlsafe_b64encode(tag).rstrip(b"=").decode())
+PY
+}
+
+# pull_with COOKIE: the pull's HTTP status, then its body, on two lines.
+pull_with() {
+  curl --silent --show-error --max-time 300 --write-out '\n%{http_code}' \
+    -H 'content-type: application/json' \
+    --data "{\"pullVersion\":1,\"clientGroupID\":\"smoke-group\",\"cookie\":$1}" \
+    "$base/lambda-url/pull/api/replicache/pull?spaceID=$space" |
+    awk '{ lines[NR] = $0 } END { print lines[NR]; for (i = 1; i < NR; i++) print lines[i] }'
+}
+
 space=$(post "$base/lambda-url/spaces/api/replicache/createSpace" '{}' | json 'j["spaceID"]')
 [ -n "$space" ] || fail "createSpace returned no spaceID"
 echo "spaces: createSpace -> $space"
@@ -139,10 +194,26 @@ echo "push: one increment of 5 -> {}"
 pull_body='{"pullVersion":1,"clientGroupID":"smoke-group","profileID":"p","schemaVersion":"","cookie":null}'
 pulled=$(post "$base/lambda-url/pull/api/replicache/pull?spaceID=$space" "$pull_body")
 count=$(json '[op["value"] for op in j["patch"] if op.get("key") == "count"][0]' <<<"$pulled")
-cookie=$(json 'j["cookie"]' <<<"$pulled")
+order=$(json 'j["cookie"]["order"]' <<<"$pulled")
+sig=$(json 'j["cookie"]["sig"]' <<<"$pulled")
 lmid=$(json 'j["lastMutationIDChanges"]["smoke-client"]' <<<"$pulled")
-[ "$count" = "5" ] && [ "$cookie" = "1" ] && [ "$lmid" = "1" ] || fail "pull answered $pulled"
-echo "pull: count 5, cookie 1, lastMutationID 1"
+[ "$count" = "5" ] && [ "$order" = "1" ] && [ "$lmid" = "1" ] || fail "pull answered $pulled"
+[ "$sig" = "$(sign 1)" ] || fail "the cookie is not signed with the secret's key: $pulled"
+grep -q 'cookie keys loaded' "$work/watch.log" || fail "pull did not load the cookie secret"
+echo "pull: count 5, cookie {order 1, signed with the secret's key}, lastMutationID 1"
+
+# Cookies from the future (as after a restore): a forged one is refused and the version
+# stays; a genuine one moves the version past it.
+answer=$(pull_with 1000)
+[ "$(sed -n 1p <<<"$answer")" = "400" ] &&
+  [ "$(sed -n 2p <<<"$answer" | json 'j["error"]')" = "InvalidCookie" ] ||
+  fail "a forged cookie was answered $answer"
+answer=$(pull_with "{\"order\":1000,\"sig\":\"$(sign 1000)\"}")
+[ "$(sed -n 1p <<<"$answer")" = "200" ] || fail "a genuine cookie was answered $answer"
+order=$(sed -n 2p <<<"$answer" | json 'j["cookie"]["order"]')
+sig=$(sed -n 2p <<<"$answer" | json 'j["cookie"]["sig"]')
+[ "$order" = "1001" ] && [ "$sig" = "$(sign 1001)" ] || fail "after a genuine cookie: $answer"
+echo "pull: forged cookie 1000 -> 400 InvalidCookie; signed cookie 1000 -> version 1001"
 
 # Each function answers only its own routes.
 code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 60 \

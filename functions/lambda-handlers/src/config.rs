@@ -24,6 +24,16 @@ pub fn table_name() -> Result<String, ConfigError> {
 /// The WebSocket API's management endpoint, `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`.
 pub const WEBSOCKET_ENDPOINT: &str = "WEBSOCKET_ENDPOINT";
 
+/// The ARN of the Secrets Manager secret holding the pull cookies' keys (pull only).
+pub const COOKIE_SECRET_ARN: &str = "COOKIE_SECRET_ARN";
+/// Optional, local runs only: a Secrets Manager-compatible endpoint (moto) for
+/// [`COOKIE_SECRET_ARN`].
+pub const SECRETS_MANAGER_ENDPOINT: &str = "SECRETS_MANAGER_ENDPOINT";
+/// Optional, local runs only: the cookie keys themselves, in the secret's format
+/// (whitespace-separated keys of at least 32 bytes, the signing key first), for a pull
+/// run without [`COOKIE_SECRET_ARN`]. Never set in AWS: a deployment reads the secret.
+pub const COOKIE_SECRET: &str = "COOKIE_SECRET";
+
 pub fn optional(name: &str) -> Option<String> {
     env::var(name).ok().filter(|v| !v.is_empty())
 }

@@ -4,7 +4,8 @@
 //! `infra/template.yaml` sets exactly these variables and grants exactly these actions
 //! (least privilege). `tests/template.rs` holds the template against this declaration, and
 //! the declaration against the code: it runs each binary's code path against a local
-//! DynamoDB-compatible server and compares the requests actually sent. When a handler
+//! DynamoDB- and Secrets Manager-compatible server (moto) and compares the requests
+//! actually sent. When a handler
 //! starts calling something new, that test fails until the declaration and the template
 //! say so.
 //!
@@ -19,7 +20,11 @@ use crate::config;
 pub const RUST_LOG: &str = tracing_subscriber::EnvFilter::DEFAULT_ENV;
 
 /// Variables the code reads that a deployment must not set: local runs only.
-pub const LOCAL_ONLY_ENV: &[&str] = &[config::DYNAMODB_ENDPOINT];
+pub const LOCAL_ONLY_ENV: &[&str] = &[
+    config::DYNAMODB_ENDPOINT,
+    config::SECRETS_MANAGER_ENDPOINT,
+    config::COOKIE_SECRET,
+];
 
 /// The needs of one binary of `src/bin/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +41,8 @@ pub struct FunctionNeeds {
     pub index_actions: &'static [&'static str],
     /// IAM actions on the WebSocket API's connections (`@connections/*` of its stage).
     pub connection_actions: &'static [&'static str],
+    /// IAM actions on the cookie secret (the stack's `AWS::SecretsManager::Secret`).
+    pub secret_actions: &'static [&'static str],
 }
 
 pub const SPACES: FunctionNeeds = FunctionNeeds {
@@ -46,6 +53,7 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
     table_actions: &["dynamodb:GetItem", "dynamodb:PutItem"],
     index_actions: &[],
     connection_actions: &[],
+    secret_actions: &[],
 };
 
 pub const PUSH: FunctionNeeds = FunctionNeeds {
@@ -70,17 +78,20 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
     index_actions: &[],
     // PostToConnection.
     connection_actions: &["execute-api:ManageConnections"],
+    secret_actions: &[],
 };
 
 pub const PULL: FunctionNeeds = FunctionNeeds {
     binary: "pull",
-    env: &[config::TABLE_NAME, RUST_LOG],
+    env: &[config::TABLE_NAME, RUST_LOG, config::COOKIE_SECRET_ARN],
     // The space version (GetItem), the changes (Query on the version index), and moving
     // the version past a cookie from the future (a conditional UpdateItem).
     dynamodb_operations: &["GetItem", "Query", "UpdateItem"],
     table_actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
     index_actions: &["dynamodb:Query"],
     connection_actions: &[],
+    // The cookie keys, once per cold start.
+    secret_actions: &["secretsmanager:GetSecretValue"],
 };
 
 pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
@@ -91,6 +102,7 @@ pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
     table_actions: &["dynamodb:BatchWriteItem", "dynamodb:GetItem"],
     index_actions: &[],
     connection_actions: &[],
+    secret_actions: &[],
 };
 
 pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
@@ -101,6 +113,7 @@ pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
     table_actions: &["dynamodb:BatchWriteItem", "dynamodb:GetItem"],
     index_actions: &[],
     connection_actions: &[],
+    secret_actions: &[],
 };
 
 pub const WS_DEFAULT: FunctionNeeds = FunctionNeeds {
@@ -110,6 +123,7 @@ pub const WS_DEFAULT: FunctionNeeds = FunctionNeeds {
     table_actions: &[],
     index_actions: &[],
     connection_actions: &[],
+    secret_actions: &[],
 };
 
 /// Every binary of `src/bin/`.

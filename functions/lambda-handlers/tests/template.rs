@@ -21,6 +21,7 @@ use store_dynamodb::{DynamoStore, RequestCounter, schema};
 use support::iam::IamRecorder;
 use support::template::{Grant, Scope, Template, get_att, grants_of, ref_of, strings, sub_of};
 use support::{http_event, ws_event};
+use sync_core::cookie::CookieKeys;
 use sync_core::poke::NoPoker;
 use sync_core::{Route, SpaceId, Store};
 use test_support::LocalDynamo;
@@ -98,6 +99,7 @@ fn declared_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
         Scope::Index(schema::VERSION_INDEX.to_owned()),
     ));
     grants.extend(scoped(needs.connection_actions, Scope::Connections));
+    grants.extend(scoped(needs.secret_actions, Scope::Secret));
     grants
 }
 
@@ -234,12 +236,32 @@ fn library_functions() -> BTreeMap<String, String> {
     functions
 }
 
+fn is_identifier_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Whether `code` holds `path` as a whole path (`config::COOKIE_SECRET` is not in
+/// `config::COOKIE_SECRET_ARN`).
+fn names(code: &str, path: &str) -> bool {
+    code.match_indices(path)
+        .any(|(at, _)| !code[at + path.len()..].starts_with(is_identifier_char))
+}
+
+/// Whether `code` calls the function `name` of its own module unqualified: `name(`, not
+/// as a method (`.name(`), a path's end (`x::name(`) or part of a longer name.
+fn calls_unqualified(code: &str, name: &str) -> bool {
+    let call = format!("{name}(");
+    code.match_indices(&call).any(|(at, _)| {
+        !code[..at].ends_with(|c: char| is_identifier_char(c) || c == ':' || c == '.')
+    })
+}
+
 /// Variables named directly in `code`: `config::NAME`, `config::table_name()`, and the
 /// ones read by `EnvFilter::from_default_env` and `store_dynamodb::client_from_env`.
 fn direct_reads(code: &str) -> BTreeSet<String> {
     let mut read = BTreeSet::new();
     for (name, value) in config_constants() {
-        if code.contains(&format!("config::{name}")) {
+        if names(code, &format!("config::{name}")) {
             read.insert(value);
         }
     }
@@ -256,7 +278,7 @@ fn direct_reads(code: &str) -> BTreeSet<String> {
 }
 
 /// `module::name` -> the variables that function reads, directly or through the library
-/// functions it calls as `module::name(`.
+/// functions it calls as `module::name(`, or as `name(` within its own module.
 fn environment_reads(functions: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
     let mut reads: BTreeMap<String, BTreeSet<String>> = functions
         .iter()
@@ -266,8 +288,13 @@ fn environment_reads(functions: &BTreeMap<String, String>) -> BTreeMap<String, B
         let mut changed = false;
         for (name, body) in functions {
             let mut more = BTreeSet::new();
+            let module = name.split_once("::").map(|(m, _)| m);
             for (callee, vars) in &reads {
-                if callee != name && body.contains(&format!("{callee}(")) {
+                let (callee_module, callee_name) =
+                    callee.split_once("::").expect("module::name keys");
+                let calls = body.contains(&format!("{callee}("))
+                    || (module == Some(callee_module) && calls_unqualified(body, callee_name));
+                if callee != name && calls {
                     more.extend(vars.iter().cloned());
                 }
             }
@@ -335,6 +362,7 @@ fn environment_is_what_each_binary_reads() {
     // The template against the declaration: exactly those variables, with the right values.
     let t = Template::load();
     let table = t.only_id_of_type("AWS::DynamoDB::Table");
+    let secret = t.cookie_secret();
     let api = t.websocket_api();
     let stage = t.websocket_stage();
     for f in t.functions() {
@@ -357,6 +385,10 @@ fn environment_is_what_each_binary_reads() {
             match name.as_str() {
                 config::TABLE_NAME => assert_eq!(ref_of(value), Some(table.as_str()), "{}", f.id),
                 permissions::RUST_LOG => assert_eq!(ref_of(value), Some("LogLevel"), "{}", f.id),
+                // The ARN (a secret's Ref), never the value.
+                config::COOKIE_SECRET_ARN => {
+                    assert_eq!(ref_of(value), Some(secret.as_str()), "{}", f.id)
+                }
                 config::WEBSOCKET_ENDPOINT => assert_eq!(
                     sub_of(value),
                     Some(
@@ -631,6 +663,56 @@ fn iam_grants_exactly_the_declared_actions() {
         .map(|f| f.binary)
         .collect();
     assert_eq!(posting, ["push"]);
+    // Only the function that signs cookies may read their keys, and only read them.
+    let reading: Vec<(&str, &[&str])> = permissions::FUNCTIONS
+        .iter()
+        .filter(|f| !f.secret_actions.is_empty())
+        .map(|f| (f.binary, f.secret_actions))
+        .collect();
+    assert_eq!(reading, [("pull", &["secretsmanager:GetSecretValue"][..])]);
+}
+
+#[test]
+fn cookie_secret_is_generated_and_retained() {
+    let t = Template::load();
+    let id = t.cookie_secret();
+    let secret = t.resource(&id);
+    // Clients hold cookies signed with these keys: neither deleting the stack nor
+    // replacing the secret may lose them.
+    assert_eq!(secret["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(secret["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let p = &secret["Properties"];
+    // Generated by Secrets Manager, never written into the template or a parameter.
+    for key in ["SecretString", "Name", "KmsKeyId"] {
+        assert!(p[key].is_null(), "{id}: unexpected {key}");
+    }
+    let generate = &p["GenerateSecretString"];
+    let length = generate["PasswordLength"].as_u64().expect("PasswordLength");
+    assert_eq!(length, 64);
+    assert!(length as usize >= sync_core::cookie::MIN_KEY_BYTES);
+    // One key as it stands: no whitespace (it separates keys), and plain characters.
+    assert_eq!(generate["ExcludePunctuation"].as_bool(), Some(true));
+    assert_ne!(generate["IncludeSpace"].as_bool(), Some(true));
+    for key in ["SecretStringTemplate", "GenerateStringKey"] {
+        assert!(
+            generate[key].is_null(),
+            "{id}: a plain string, not JSON ({key})"
+        );
+    }
+    // The pull function gets its ARN, and nothing else does.
+    for f in t.functions() {
+        let arn = f.env().get(config::COOKIE_SECRET_ARN).cloned();
+        if f.binary == permissions::PULL.binary {
+            assert_eq!(arn.as_ref().and_then(ref_of), Some(id.as_str()), "{}", f.id);
+        } else {
+            assert!(arn.is_none(), "{}: the cookie secret", f.id);
+        }
+    }
+    let outputs = &t.doc["Outputs"];
+    assert_eq!(
+        ref_of(&outputs["CookieSecretArn"]["Value"]),
+        Some(id.as_str())
+    );
 }
 
 #[test]
@@ -681,6 +763,23 @@ impl Observer {
         }
     }
 
+    /// An observer of a function given the cookie secret `arn`.
+    fn with_secret(table: &str, arn: &str) -> Self {
+        Self {
+            counter: RequestCounter::new(),
+            recorder: IamRecorder::new(table).with_secret(arn),
+        }
+    }
+
+    /// A Secrets Manager client of `endpoint` whose requests are recorded.
+    fn secrets(&self, endpoint: &str) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::from_conf(
+            local_secrets_config(endpoint)
+                .interceptor(self.recorder.clone())
+                .build(),
+        )
+    }
+
     /// A copy of `base` whose requests are counted and recorded.
     fn dynamodb(&self, base: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
         let counted = store_dynamodb::with_counter(base, &self.counter);
@@ -726,6 +825,14 @@ impl Observer {
             needs.binary
         );
     }
+}
+
+fn local_secrets_config(endpoint: &str) -> aws_sdk_secretsmanager::config::Builder {
+    aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(endpoint)
 }
 
 fn json_of(resp: &lambda_http::Response<lambda_http::Body>) -> Json {
@@ -801,32 +908,59 @@ async fn declared_actions_match_the_requests_sent() {
     assert_eq!(connections.list(&space).await.unwrap(), ["open="]);
     push.check(&permissions::PUSH);
 
-    // pull: from scratch, then with a cookie from the future (the version moves past it).
-    let pull_fn = Observer::new(&table);
+    // pull: the cookie keys from the secret (moto speaks Secrets Manager too), a pull from
+    // scratch, then cookies from the future: forged ones are refused and leave the version
+    // alone; a genuine one (after a restore) moves the version past it.
+    let secret_text = CookieKeys::generate_secret_text();
+    let secret_arn =
+        aws_sdk_secretsmanager::Client::from_conf(local_secrets_config(dynamo.endpoint()).build())
+            .create_secret()
+            .name(format!("cookie-{table}"))
+            .secret_string(&secret_text)
+            .send()
+            .await
+            .expect("create the cookie secret in moto")
+            .arn()
+            .expect("the secret's ARN")
+            .to_owned();
+    let keys = CookieKeys::from_secret_text(&secret_text).unwrap();
+    let pull_fn = Observer::with_secret(&table, &secret_arn);
+    let loaded =
+        bootstrap::cookie_keys_from_secret(&pull_fn.secrets(dynamo.endpoint()), &secret_arn)
+            .await
+            .expect("the cookie keys from the secret");
     let f = HttpFunction::new(
-        bootstrap::sync_service(pull_fn.dynamodb(&base), table.clone(), Arc::new(NoPoker)),
+        bootstrap::pull_service(pull_fn.dynamodb(&base), table.clone(), loaded),
         &[Route::Pull],
     );
-    let resp = f
-        .handle(http_event(
+    let pull_with = |cookie: Json| {
+        f.handle(http_event(
             "/api/replicache/pull",
             Some(&space_id),
-            &pull("c1", Json::Null),
+            &pull("c1", cookie),
         ))
-        .await;
+    };
+    let resp = pull_with(Json::Null).await;
     assert_eq!(
         json_of(&resp),
-        json!({"cookie":1,"lastMutationIDChanges":{"c1":1},
+        json!({"cookie": keys.sign(&space, 1),"lastMutationIDChanges":{"c1":1},
                "patch":[{"op":"clear"},{"op":"put","key":"count","value":2}]})
     );
-    let resp = f
-        .handle(http_event(
-            "/api/replicache/pull",
-            Some(&space_id),
-            &pull("c1", json!(1000)),
-        ))
-        .await;
-    assert_eq!(json_of(&resp)["cookie"], json!(1001));
+    assert_eq!(json_of(&resp)["cookie"]["order"], json!(1));
+    let other_keys = CookieKeys::from_secret_text(&CookieKeys::generate_secret_text()).unwrap();
+    for forged in [
+        json!(1000),
+        json!({"order": 1000, "sig": "AAAAAAAAAAAAAAAAAAAAAA"}),
+        json!(other_keys.sign(&space, 1000)),
+    ] {
+        let resp = pull_with(forged.clone()).await;
+        assert_eq!(resp.status(), 400, "{forged}");
+        assert_eq!(json_of(&resp)["error"], json!("InvalidCookie"), "{forged}");
+        assert_eq!(store.space_version(&space).await.unwrap(), Some(1));
+    }
+    let resp = pull_with(json!(keys.sign(&space, 1000))).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(&resp)["cookie"], json!(keys.sign(&space, 1001)));
     pull_fn.check(&permissions::PULL);
 
     // ws-connect.

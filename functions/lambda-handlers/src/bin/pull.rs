@@ -1,15 +1,14 @@
-//! Pull: what changed in a space since the client's cookie.
+//! Pull: what changed in a space since the client's cookie. Its cookies are signed with
+//! the deployment's keys (the secret named by `COOKIE_SECRET_ARN`), read at cold start.
 
 use lambda_handlers::{HttpFunction, bootstrap, logging, serve_http};
-use std::sync::Arc;
 use sync_core::Route;
-use sync_core::poke::NoPoker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     logging::init();
+    let keys = bootstrap::cookie_keys().await?;
     let (client, table) = bootstrap::dynamo().await?;
-    let poker = Arc::new(NoPoker);
-    let service = bootstrap::sync_service(client, table, poker);
+    let service = bootstrap::pull_service(client, table, keys);
     serve_http(HttpFunction::new(service, &[Route::Pull])).await
 }

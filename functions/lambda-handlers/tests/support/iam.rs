@@ -13,10 +13,17 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// The `X-Amz-Target` prefix of DynamoDB's JSON protocol (`DynamoDB_20120810.GetItem`).
+const DYNAMODB_TARGET: &str = "DynamoDB_20120810.";
+/// The `X-Amz-Target` prefix of Secrets Manager's (`secretsmanager.GetSecretValue`).
+const SECRETS_MANAGER_TARGET: &str = "secretsmanager.";
+
 #[derive(Debug, Clone)]
 pub struct IamRecorder {
     /// The sync table: a request to any other table is recorded as out of scope.
     table: String,
+    /// The cookie secret's ARN: a request for any other secret is out of scope.
+    secret: Option<String>,
     grants: Arc<Mutex<BTreeSet<Grant>>>,
 }
 
@@ -24,8 +31,15 @@ impl IamRecorder {
     pub fn new(table: &str) -> Self {
         Self {
             table: table.to_owned(),
+            secret: None,
             grants: Arc::default(),
         }
+    }
+
+    /// The recorder of a function given the cookie secret `arn`.
+    pub fn with_secret(mut self, arn: &str) -> Self {
+        self.secret = Some(arn.to_owned());
+        self
     }
 
     pub fn grants(&self) -> BTreeSet<Grant> {
@@ -48,6 +62,16 @@ impl IamRecorder {
             (Some(t), Some(index)) if t == self.table => Scope::Index(index.to_owned()),
             (t, _) => Scope::Other(format!("table {t:?}")),
         }
+    }
+
+    /// The IAM action of one Secrets Manager request: named after the operation, on the
+    /// secret that `SecretId` names (an ARN or a name; the functions pass the ARN).
+    fn record_secrets_manager(&self, operation: &str, body: &Value) {
+        let scope = match (body["SecretId"].as_str(), &self.secret) {
+            (Some(id), Some(secret)) if id == secret => Scope::Secret,
+            (id, _) => Scope::Other(format!("secret {id:?}")),
+        };
+        self.record(&format!("secretsmanager:{operation}"), scope);
     }
 
     /// The IAM actions of one DynamoDB request (JSON protocol: the body names the tables).
@@ -99,13 +123,18 @@ impl Intercept for IamRecorder {
     ) -> Result<(), BoxError> {
         let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
         let request = context.request();
-        if request.headers().get("x-amz-target").is_some() {
-            let body: Value = request
+        let body = || -> Value {
+            request
                 .body()
                 .bytes()
                 .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(Value::Null);
-            self.record_dynamodb(operation, &body);
+                .unwrap_or(Value::Null)
+        };
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        if target.starts_with(DYNAMODB_TARGET) {
+            self.record_dynamodb(operation, &body());
+        } else if target.starts_with(SECRETS_MANAGER_TARGET) {
+            self.record_secrets_manager(operation, &body());
         } else if request.uri().contains("/@connections/") {
             // PostToConnection, GetConnection and DeleteConnection share one action.
             self.record("execute-api:ManageConnections", Scope::Connections);

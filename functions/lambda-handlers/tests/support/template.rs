@@ -14,6 +14,8 @@ pub enum Scope {
     Index(String),
     /// `@connections/*` of the WebSocket API's stage.
     Connections,
+    /// The cookie secret (the stack's one `AWS::SecretsManager::Secret`).
+    Secret,
     /// Anything else, as written.
     Other(String),
 }
@@ -97,6 +99,10 @@ impl Template {
     /// What an IAM `Resource` entry designates, recognizing this template's forms.
     pub fn scope_of(&self, resource: &Value) -> Scope {
         let table = self.only_id_of_type("AWS::DynamoDB::Table");
+        // A secret's Ref is its ARN.
+        if ref_of(resource) == Some(self.cookie_secret().as_str()) {
+            return Scope::Secret;
+        }
         if let Some((id, attribute)) = get_att(resource)
             && id == table
             && attribute == "Arn"
@@ -117,6 +123,11 @@ impl Template {
             }
         }
         Scope::Other(serde_yaml::to_string(resource).unwrap_or_default())
+    }
+
+    /// The logical ID of the cookie secret.
+    pub fn cookie_secret(&self) -> String {
+        self.only_id_of_type("AWS::SecretsManager::Secret")
     }
 
     pub fn websocket_api(&self) -> String {
