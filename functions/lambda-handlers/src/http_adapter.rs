@@ -2,9 +2,51 @@
 
 use lambda_http::{Body, Error, Request, RequestExt, Response, http::header};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 use sync_core::SyncService;
 use sync_core::api::{ApiRequest, ApiResponse, Route};
 use sync_core::error::ApiError;
+
+/// Time kept back from the invocation's deadline. Lambda ends an invocation at its deadline
+/// (the function's `Timeout`) without a response: the work in flight is cut wherever it
+/// is, and API Gateway answers a bare error of its own instead of the service's JSON 503
+/// `DeadlineExceeded`, which says "retry". The service is therefore
+/// asked to answer this much earlier, which leaves room for what happens after it
+/// returns: turning the answer into the API Gateway response (a copy of up to 6 MB, and
+/// base64 for gzip bodies), posting it to the Runtime API, and the skew between the
+/// deadline Lambda computed and this process's clock. Half a second covers that many
+/// times over, and is small beside the functions' timeouts (10 to 29 s). A push keeps its
+/// own reserve on top (it starts no commit in its last seconds; see `sync_core::api`).
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Lambda's longest function timeout. The deadline of a real invocation is never further
+/// than this from the moment its event is handled.
+const MAX_LAMBDA_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// When the service must have answered the invocation `event`: its Lambda deadline less
+/// [`DEADLINE_MARGIN`]. `None` when the event carries no Lambda context, as in tests that
+/// build events by hand, or a deadline no invocation can have (more than
+/// [`MAX_LAMBDA_TIMEOUT`] away): emulators send placeholders, such as `cargo lambda
+/// watch`, whose deadline is always 600000 ms after the epoch (1970). The service's own
+/// bound applies then.
+pub fn answer_by(event: &Request) -> Option<Instant> {
+    let context = event.lambda_context_ref()?;
+    // The deadline is wall-clock time (ms since the epoch); timers run on the monotonic
+    // clock: convert once, here.
+    let now = SystemTime::now();
+    let remaining = match context.deadline().duration_since(now) {
+        Ok(ahead) if ahead <= MAX_LAMBDA_TIMEOUT => ahead,
+        Err(past) if past.duration() <= MAX_LAMBDA_TIMEOUT => Duration::ZERO,
+        _ => {
+            tracing::debug!(
+                deadline_ms = context.deadline,
+                "no plausible invocation deadline: the service's own bound applies"
+            );
+            return None;
+        }
+    };
+    Some(Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN))
+}
 
 /// One HTTP function: the service and the routes this function is deployed for. A route
 /// outside the set is answered 404, so a mis-wired integration is visible at once.
@@ -19,7 +61,10 @@ impl HttpFunction {
         Self { service, routes }
     }
 
+    /// Answers `event` before its Lambda deadline ([`answer_by`]); without one, within
+    /// the service's own request timeout.
     pub async fn handle(&self, event: Request) -> Response<Body> {
+        let deadline = answer_by(&event);
         let path = event.raw_http_path().to_owned();
         let query = event.query_string_parameters();
         let space_id = query.first("spaceID");
@@ -33,16 +78,18 @@ impl HttpFunction {
         let method = event.method().as_str();
         let response = match Route::from_path(&path) {
             Some(route) if self.routes.contains(&route) => {
-                self.service
-                    .handle(ApiRequest {
-                        method,
-                        path: &path,
-                        space_id,
-                        body,
-                        accepts_gzip,
-                        user: "",
-                    })
-                    .await
+                let request = ApiRequest {
+                    method,
+                    path: &path,
+                    space_id,
+                    body,
+                    accepts_gzip,
+                    user: "",
+                };
+                match deadline {
+                    Some(deadline) => self.service.handle_until(request, deadline).await,
+                    None => self.service.handle(request).await,
+                }
             }
             _ => ApiResponse::from_error(&ApiError::NotFound {
                 method: method.to_owned(),

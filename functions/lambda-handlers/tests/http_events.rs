@@ -3,13 +3,19 @@
 
 use base64::Engine as _;
 use lambda_handlers::HttpFunction;
-use lambda_http::{Body, Request};
+use lambda_handlers::http_adapter::DEADLINE_MARGIN;
+use lambda_http::{Body, Context, Request, RequestExt as _};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use sync_core::cookie::CookieKeys;
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::app;
 use sync_core::poke::NoPoker;
-use sync_core::{Route, SyncService};
+use sync_core::store::{
+    Commit, CommitOutcome, PullSnapshot, PushSnapshot, StoreError, StoreLimits, Version,
+};
+use sync_core::{Route, SpaceId, Store, SyncService};
 
 const ALL: &[Route] = &[
     Route::CreateSpace,
@@ -59,12 +65,24 @@ fn event(path: &str, query: Option<&str>, body: &str, base64: bool, gzip: bool) 
     lambda_http::request::from_str(&ev.to_string()).expect("a valid HTTP API v2 event")
 }
 
+/// The deployment's cookie keys, as the pull function reads them from its secret.
+fn keys() -> CookieKeys {
+    CookieKeys::from_secret_text("http-events-test-key-0123456789abcdefghijklmnopqrstuvwxyz")
+        .unwrap()
+}
+
 fn function(routes: &'static [Route]) -> (HttpFunction, Arc<SyncService>) {
-    let svc = Arc::new(SyncService::new(
-        Arc::new(MemoryStore::new()),
-        Arc::new(app::registry()),
-        Arc::new(NoPoker),
-    ));
+    function_on(Arc::new(MemoryStore::new()), routes)
+}
+
+fn function_on(
+    store: Arc<dyn Store>,
+    routes: &'static [Route],
+) -> (HttpFunction, Arc<SyncService>) {
+    let svc = Arc::new(
+        SyncService::new(store, Arc::new(app::registry()), Arc::new(NoPoker))
+            .with_cookie_keys(keys()),
+    );
     (HttpFunction::new(svc.clone(), routes), svc)
 }
 
@@ -109,11 +127,13 @@ async fn tutorial_flow_through_http_api_events() {
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
+    let space = SpaceId::parse(&space).unwrap();
     assert_eq!(
         json_of(&resp),
-        json!({"cookie":1,"lastMutationIDChanges":{"c":1},
+        json!({"cookie": keys().sign(&space, 1),"lastMutationIDChanges":{"c":1},
                "patch":[{"op":"clear"},{"op":"put","key":"count","value":3}]})
     );
+    assert_eq!(json_of(&resp)["cookie"]["order"], json!(1));
 }
 
 #[tokio::test]
@@ -210,4 +230,197 @@ async fn bad_events_get_json_errors() {
         .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(json_of(&resp)["error"], json!("SpaceNotFound"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines: Lambda's context says when the invocation ends; the answer must come first.
+// ---------------------------------------------------------------------------------------
+
+/// A store that takes `delay` over every call: work that can outlast an invocation.
+struct SlowStore {
+    inner: MemoryStore,
+    delay: Duration,
+}
+
+impl SlowStore {
+    fn new(delay: Duration) -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            delay,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SlowStore {
+    fn limits(&self) -> StoreLimits {
+        self.inner.limits()
+    }
+
+    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.create_space(space).await
+    }
+
+    async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.space_version(space).await
+    }
+
+    async fn push_snapshot(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        client_ids: &[String],
+    ) -> Result<Option<PushSnapshot>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner
+            .push_snapshot(space, client_group_id, client_ids)
+            .await
+    }
+
+    async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.get_entry(space, key).await
+    }
+
+    async fn scan_entries(
+        &self,
+        space: &SpaceId,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.scan_entries(space, prefix, limit).await
+    }
+
+    async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.commit(space, commit).await
+    }
+
+    async fn pull_snapshot(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        since: Version,
+    ) -> Result<Option<PullSnapshot>, StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner
+            .pull_snapshot(space, client_group_id, since)
+            .await
+    }
+}
+
+/// `event` as the Lambda runtime hands it over: with the invocation's context, whose
+/// deadline is `deadline`.
+fn invoked_until(event: Request, deadline: SystemTime) -> Request {
+    let mut context = Context::default();
+    context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".into();
+    context.deadline = deadline
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    event.with_lambda_context(context)
+}
+
+/// A store holding the space `deadline-space`, whose every call takes `delay`.
+async fn slow_store(delay: Duration) -> Arc<SlowStore> {
+    let store = SlowStore::new(delay);
+    let space = SpaceId::parse("deadline-space").unwrap();
+    store.inner.create_space(&space).await.unwrap();
+    Arc::new(store)
+}
+
+/// A pull of `deadline-space`.
+fn pull_event() -> Request {
+    let pull = json!({"pullVersion":1,"clientGroupID":"g","cookie":null}).to_string();
+    event(
+        "/api/replicache/pull",
+        Some("spaceID=deadline-space"),
+        &pull,
+        false,
+        false,
+    )
+}
+
+#[tokio::test]
+async fn an_invocation_near_its_deadline_answers_503_in_time() {
+    // The store takes 5 s; the invocation has DEADLINE_MARGIN + 300 ms left, or is already
+    // past its deadline: either way a JSON 503 comes back at once, not the store's answer,
+    // and well before the service's own 25 s bound.
+    let (f, _) = function_on(slow_store(Duration::from_secs(5)).await, &[Route::Pull]);
+    for (left, most) in [
+        (
+            DEADLINE_MARGIN + Duration::from_millis(300),
+            Duration::from_millis(1500),
+        ),
+        (Duration::ZERO, Duration::from_millis(500)),
+    ] {
+        let started = Instant::now();
+        let deadline = SystemTime::now() + left;
+        let resp = f.handle(invoked_until(pull_event(), deadline)).await;
+        let took = started.elapsed();
+        assert_eq!(resp.status(), 503, "{left:?} left");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(json_of(&resp)["error"], json!("DeadlineExceeded"));
+        assert!(took < most, "answered after {took:?} with {left:?} left");
+        // Before the invocation's end, not after it.
+        assert!(
+            SystemTime::now() <= deadline || left.is_zero(),
+            "answered after the deadline"
+        );
+    }
+    // A deadline in the past.
+    let resp = f
+        .handle(invoked_until(
+            pull_event(),
+            SystemTime::now() - Duration::from_secs(1),
+        ))
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(json_of(&resp)["error"], json!("DeadlineExceeded"));
+}
+
+#[tokio::test]
+async fn an_invocation_with_time_enough_is_answered() {
+    // The store takes 300 ms a call; 10 s are plenty.
+    let (f, _) = function_on(slow_store(Duration::from_millis(300)).await, &[Route::Pull]);
+    let started = Instant::now();
+    let resp = f
+        .handle(invoked_until(
+            pull_event(),
+            SystemTime::now() + Duration::from_secs(10),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", json_of(&resp));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the store was used"
+    );
+    let space = SpaceId::parse("deadline-space").unwrap();
+    assert_eq!(
+        json_of(&resp),
+        json!({"cookie": keys().sign(&space, 0),"lastMutationIDChanges":{},
+               "patch":[{"op":"clear"}]})
+    );
+}
+
+#[tokio::test]
+async fn an_emulator_placeholder_deadline_is_not_taken_for_one() {
+    // `cargo lambda watch` says every invocation ends 600000 ms after the epoch; a Lambda
+    // context without a deadline says 0. Neither can be a real invocation's: the service's
+    // own bound applies, and the work is done.
+    let (f, _) = function_on(slow_store(Duration::from_millis(50)).await, &[Route::Pull]);
+    for deadline_ms in [600_000, 0] {
+        let mut context = Context::default();
+        context.deadline = deadline_ms;
+        let resp = f.handle(pull_event().with_lambda_context(context)).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "deadline {deadline_ms}: {}",
+            json_of(&resp)
+        );
+    }
 }
