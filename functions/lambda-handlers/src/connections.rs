@@ -3,8 +3,14 @@
 //! a reverse item `pk=conn#<connectionId>, sk=meta` tells `$disconnect` which space the
 //! connection belonged to. Both carry a TTL: API Gateway closes every connection within
 //! two hours, and a `$disconnect` that never ran must not leave records forever.
+//!
+//! Calls are retried by the client, one of `store_dynamodb`'s (see
+//! `store_dynamodb::retries`): throttling, 5xx, timeouts and dropped connections are
+//! retried there, with the store's bounds. `BatchWriteItem`'s unprocessed items are an
+//! answer, not an error, so resubmitting them stays here.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,8 +31,17 @@ pub enum ConnectionError {
     Unprocessed,
 }
 
-fn dynamo_err(e: impl std::error::Error) -> ConnectionError {
-    ConnectionError::Dynamo(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+/// The SDK's final error of `operation`, in one line: codes and messages, never the
+/// items sent.
+fn dynamo_err<E>(operation: &str, e: &SdkError<E>) -> ConnectionError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    ConnectionError::Dynamo(store_dynamodb::describe(operation, e))
+}
+
+fn invalid_request(e: BuildError) -> ConnectionError {
+    ConnectionError::Dynamo(format!("invalid DynamoDB request: {e}"))
 }
 
 #[derive(Clone)]
@@ -84,7 +99,7 @@ impl ConnectionTable {
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
-                    .map_err(dynamo_err)?;
+                    .map_err(invalid_request)?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, ConnectionError>>()?;
@@ -101,7 +116,7 @@ impl ConnectionTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(dynamo_err)?
+            .map_err(|e| dynamo_err("GetItem", &e))?
             .item;
         let space = item
             .as_ref()
@@ -148,7 +163,7 @@ impl ConnectionTable {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(dynamo_err)?;
+                .map_err(|e| dynamo_err("Query", &e))?;
             for item in page.items() {
                 let live = item
                     .get(TTL)
@@ -182,7 +197,7 @@ impl ConnectionTable {
                         DeleteRequest::builder()
                             .set_key(Some(key))
                             .build()
-                            .map_err(dynamo_err)?,
+                            .map_err(invalid_request)?,
                     )
                     .build())
             })
@@ -205,7 +220,7 @@ impl ConnectionTable {
                 .request_items(&self.table, writes)
                 .send()
                 .await
-                .map_err(dynamo_err)?;
+                .map_err(|e| dynamo_err("BatchWriteItem", &e))?;
             writes = out
                 .unprocessed_items
                 .and_then(|mut m| m.remove(&self.table))

@@ -1,9 +1,10 @@
 //! Building DynamoDB clients: from the environment (Lambda, or a local endpoint), or for
-//! an explicit local endpoint such as moto.
+//! an explicit local endpoint such as moto. Every client built here retries as
+//! [`crate::retries`] says, whoever uses it: the store, the connection table, tools.
 
 use crate::counter::RequestCounter;
+use crate::retries::{TransactionClassifier, retry_config};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use std::time::Duration;
@@ -16,7 +17,7 @@ pub const TABLE_NAME_ENV: &str = "TABLE_NAME";
 pub const DEFAULT_LOCAL_REGION: &str = "us-east-1";
 
 /// A stuck connection must not eat the whole request deadline: cut one try short and
-/// let the adapter retry.
+/// let the SDK retry (see [`crate::retries::MAX_ATTEMPTS`]).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Local servers are slow with large pages on small machines, and no gateway deadline
 /// applies.
@@ -33,7 +34,9 @@ pub enum ConfigError {
 /// chain, or the endpoint in `DYNAMODB_ENDPOINT` when set (then with region `AWS_REGION`
 /// or us-east-1, and dummy credentials when none are in the environment).
 ///
-/// SDK retries are off: [`crate::DynamoStore`] retries itself.
+/// Its retries are this crate's (see [`crate::retries`]), whatever `AWS_MAX_ATTEMPTS` or
+/// `AWS_RETRY_MODE` say: the classification of DynamoDB's answers and the bounds on a
+/// call's time are part of the store's contract.
 pub async fn client_from_env() -> Client {
     let endpoint = std::env::var(ENDPOINT_ENV)
         .ok()
@@ -51,10 +54,11 @@ pub async fn client_from_env() -> Client {
     } else {
         ATTEMPT_TIMEOUT
     };
-    let config = aws_sdk_dynamodb::config::Builder::from(&shared)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts(attempt_timeout))
-        .build();
+    let config = resilience(
+        aws_sdk_dynamodb::config::Builder::from(&shared),
+        attempt_timeout,
+    )
+    .build();
     tracing::debug!(local = endpoint.is_some(), "DynamoDB client configured");
     Client::from_conf(config)
 }
@@ -78,7 +82,8 @@ pub async fn local_client_with_counter(endpoint: &str, counter: &RequestCounter)
     Client::from_conf(local_config(endpoint).interceptor(counter.clone()).build())
 }
 
-/// A copy of `client` (same configuration) whose requests `counter` counts.
+/// A copy of `client` (same configuration, retries included) whose requests `counter`
+/// counts, every try of a call on its own.
 pub fn with_counter(client: &Client, counter: &RequestCounter) -> Client {
     Client::from_conf(
         client
@@ -90,20 +95,28 @@ pub fn with_counter(client: &Client, counter: &RequestCounter) -> Client {
 }
 
 fn local_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::new()
+    let builder = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(local_region())
-        .credentials_provider(dummy_credentials())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts(LOCAL_ATTEMPT_TIMEOUT))
+        .credentials_provider(dummy_credentials());
+    resilience(builder, LOCAL_ATTEMPT_TIMEOUT)
 }
 
-fn timeouts(attempt: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(attempt)
-        .build()
+/// Retries, with the classifier of DynamoDB's transaction errors, and timeouts.
+fn resilience(
+    builder: aws_sdk_dynamodb::config::Builder,
+    attempt_timeout: Duration,
+) -> aws_sdk_dynamodb::config::Builder {
+    builder
+        .retry_config(retry_config())
+        .retry_classifier(TransactionClassifier)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        )
 }
 
 fn local_region() -> Region {

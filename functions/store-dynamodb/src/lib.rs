@@ -9,10 +9,13 @@
 //! ```
 
 mod client;
+mod commit;
 mod counter;
+mod errors;
 mod item;
 mod pull;
-mod retry;
+mod reads;
+pub mod retries;
 pub mod schema;
 mod store;
 mod table;
@@ -22,7 +25,7 @@ pub use client::{
     local_client_with_counter, table_name_from_env, with_counter,
 };
 pub use counter::RequestCounter;
+pub use errors::describe;
 pub use pull::PullStats;
-pub use retry::RetryPolicy;
 pub use store::DynamoStore;
 pub use table::{TableError, create_table};

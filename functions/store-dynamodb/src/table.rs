@@ -1,7 +1,7 @@
 //! Creating the table for local runs and tests. Deployments create it from the template,
 //! with the same names (see [`crate::schema`]).
 
-use crate::retry::describe;
+use crate::errors::describe;
 use crate::schema;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;

@@ -448,29 +448,6 @@ async fn snapshot_of_many_clients_spans_chunks() {
     assert_eq!(f.counter.snapshot()["TransactGetItems"], 7);
 }
 
-#[tokio::test]
-async fn unreachable_server_is_retried_then_unavailable() {
-    // A port nobody listens on: every try fails to connect.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let counter = store_dynamodb::RequestCounter::new();
-    let client =
-        store_dynamodb::local_client_with_counter(&format!("http://127.0.0.1:{port}"), &counter)
-            .await;
-    let policy = store_dynamodb::RetryPolicy {
-        max_attempts: 3,
-        base_delay: std::time::Duration::from_millis(1),
-        max_delay: std::time::Duration::from_millis(5),
-    };
-    let store = store_dynamodb::DynamoStore::new(client, "nowhere").with_retry_policy(policy);
-    let err = store.space_version(&space()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
-    assert_eq!(counter.snapshot()["GetItem"], 3);
-}
-
 /// Writes an item of space `s` directly, as a commit landing on it would.
 async fn put_raw(
     store: &store_dynamodb::DynamoStore,

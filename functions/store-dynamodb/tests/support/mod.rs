@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod proxy;
+
 use store_dynamodb::{DynamoStore, RequestCounter};
 use test_support::LocalDynamo;
 

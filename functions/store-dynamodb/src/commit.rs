@@ -1,0 +1,194 @@
+//! Writes: creating a space, and building and sending a commit.
+//!
+//! A commit is one `TransactWriteItems` whose first action moves the space version from
+//! `expected` to `next` under a condition, so a commit that lost the race writes nothing
+//! and comes back as [`CommitOutcome::Conflict`] for the engine to rebuild. The SDK fills
+//! in the transaction's `ClientRequestToken` once per call and sends the same request on
+//! each of its retries (see [`crate::retries`]), so a retry of a commit whose answer was
+//! lost is recognized as the same transaction and succeeds without writing again.
+
+use crate::errors::{invalid_request, store_error, transact_write_outcome};
+use crate::item::{self, Item, entry_item, n, s};
+use crate::schema::{self, space_pk};
+use crate::store::DynamoStore;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::time::{SystemTime, UNIX_EPOCH};
+use sync_core::SpaceId;
+use sync_core::store::{Commit, CommitOutcome, StoreError};
+
+/// Actions one `TransactWriteItems` may hold.
+const MAX_WRITE_ACTIONS: usize = 100;
+
+const SET_HEAD: &str = "SET #hv = :next, #hi = :items, #hiv = :next";
+/// A version-only commit leaves the head items alone (see `schema::HEAD_ITEMS_VERSION`).
+const SET_VERSION: &str = "SET #hv = :next";
+const HEAD_VERSION_IS_EXPECTED: &str = "#hv = :expected";
+const ITEM_IS_NEW: &str = "attribute_not_exists(#pk)";
+
+impl DynamoStore {
+    /// Creates the space item at version 0; `false` when it exists.
+    pub(crate) async fn put_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+        let mut meta = item::key(&space_pk(space.as_str()), schema::META_SK);
+        meta.insert(schema::HEAD_VERSION.to_owned(), n(0));
+        meta.insert(schema::CREATED_AT.to_owned(), n(now_millis()));
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(meta))
+            .condition_expression(ITEM_IS_NEW)
+            .expression_attribute_names("#pk", schema::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // Also what a retry finds after a try that created the space but whose answer
+            // was lost: the space exists either way.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(store_error("PutItem", &err)),
+        }
+    }
+
+    /// Writes `commit` to the space's partition `pk`.
+    pub(crate) async fn write_commit(
+        &self,
+        pk: &str,
+        commit: &Commit,
+    ) -> Result<CommitOutcome, StoreError> {
+        if commit.entries.is_empty() && commit.clients.is_empty() && commit.new_group.is_none() {
+            return self.bump_version(pk, commit).await;
+        }
+        let actions = self.commit_actions(pk, commit)?;
+        if actions.len() > MAX_WRITE_ACTIONS {
+            // The engine keeps commits within `limits()`; this is a bug, not a load.
+            return Err(StoreError::Rejected(format!(
+                "a commit of {} actions exceeds DynamoDB's {MAX_WRITE_ACTIONS}",
+                actions.len()
+            )));
+        }
+        match self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            Err(err) => transact_write_outcome(&err),
+        }
+    }
+
+    /// The version bump alone: one conditional `UpdateItem`, cheaper than a transaction.
+    /// It wrote no item, so the head names none.
+    async fn bump_version(&self, pk: &str, commit: &Commit) -> Result<CommitOutcome, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(item::key(pk, schema::META_SK)))
+            .update_expression(SET_VERSION)
+            .condition_expression(HEAD_VERSION_IS_EXPECTED)
+            .expression_attribute_names("#hv", schema::HEAD_VERSION)
+            .expression_attribute_values(":next", n(commit.next_version))
+            .expression_attribute_values(":expected", n(commit.expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            // Without a token, a retry after a try that moved the version but whose answer
+            // was lost lands here too; the engine then re-reads the version, which is what
+            // it wanted.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(CommitOutcome::Conflict)
+            }
+            Err(err) => Err(store_error("UpdateItem", &err)),
+        }
+    }
+
+    /// Every action of a commit: the conditional version move first.
+    fn commit_actions(
+        &self,
+        pk: &str,
+        commit: &Commit,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut actions = Vec::with_capacity(2 + commit.entries.len() + commit.clients.len());
+        // The sort keys of the entries and clients written (the ones a pull reads; the group
+        // item is not pulled).
+        let head_items = commit
+            .entries
+            .iter()
+            .map(|(key, _)| s(schema::entry_sk(key)))
+            .chain(
+                commit
+                    .clients
+                    .iter()
+                    .map(|(id, _)| s(schema::client_sk(id))),
+            )
+            .collect();
+        let bump = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(item::key(pk, schema::META_SK)))
+            .update_expression(SET_HEAD)
+            .condition_expression(HEAD_VERSION_IS_EXPECTED)
+            .expression_attribute_names("#hv", schema::HEAD_VERSION)
+            .expression_attribute_names("#hi", schema::HEAD_ITEMS)
+            .expression_attribute_names("#hiv", schema::HEAD_ITEMS_VERSION)
+            .expression_attribute_values(":next", n(commit.next_version))
+            .expression_attribute_values(":expected", n(commit.expected_version))
+            .expression_attribute_values(":items", AttributeValue::L(head_items))
+            .build()
+            .map_err(invalid_request)?;
+        actions.push(TransactWriteItem::builder().update(bump).build());
+        for (key, value) in &commit.entries {
+            let item = entry_item(pk, key, value.as_ref(), commit.next_version)?;
+            actions.push(self.put(item, false)?);
+        }
+        for (client_id, record) in &commit.clients {
+            let mut item = item::key(pk, schema::client_sk(client_id));
+            item.insert(
+                schema::CLIENT_GROUP_ID.to_owned(),
+                s(&record.client_group_id),
+            );
+            item.insert(
+                schema::LAST_MUTATION_ID.to_owned(),
+                n(record.last_mutation_id),
+            );
+            item.insert(schema::VERSION.to_owned(), n(commit.next_version));
+            actions.push(self.put(item, false)?);
+        }
+        if let Some((group_id, owner)) = &commit.new_group {
+            let mut item = item::key(pk, schema::group_sk(group_id));
+            item.insert(schema::OWNER.to_owned(), s(owner));
+            // A group is claimed once: a concurrent first push of the same group conflicts.
+            actions.push(self.put(item, true)?);
+        }
+        Ok(actions)
+    }
+
+    fn put(&self, item: Item, only_if_new: bool) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(self.table()).set_item(Some(item));
+        if only_if_new {
+            put = put
+                .condition_expression(ITEM_IS_NEW)
+                .expression_attribute_names("#pk", schema::PK);
+        }
+        let put = put.build().map_err(invalid_request)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
