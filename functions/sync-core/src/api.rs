@@ -280,7 +280,7 @@ impl SyncService {
     }
 
     async fn space_exists(&self, body: &[u8]) -> Result<ApiResponse, ApiError> {
-        let space = body_space_id(body, true)?.ok_or(ApiError::MissingSpaceId)?;
+        let space = body_space_id(body, true)?.ok_or(ApiError::MissingSpaceIdField)?;
         let exists = self.store.space_version(&space).await?.is_some();
         Ok(ApiResponse::json(200, &json!({ "spaceExists": exists })))
     }
@@ -362,7 +362,7 @@ fn body_space_id(body: &[u8], required: bool) -> Result<Option<SpaceId>, ApiErro
         .as_object()
         .ok_or(protocol::ProtocolError::NotAnObject)?;
     match obj.get("spaceID") {
-        None | Some(Value::Null) if required => Err(ApiError::MissingSpaceId),
+        None | Some(Value::Null) if required => Err(ApiError::MissingSpaceIdField),
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => SpaceId::parse(s)
             .map(Some)

@@ -18,6 +18,8 @@ pub enum ApiError {
     PayloadTooLarge { size: usize, max: usize },
     #[error("query parameter `spaceID` is missing")]
     MissingSpaceId,
+    #[error("field `spaceID` of the request body is missing")]
+    MissingSpaceIdField,
     #[error("invalid spaceID: {0}")]
     InvalidSpaceId(IdError),
     #[error("space not found")]
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::MissingSpaceId
+            | ApiError::MissingSpaceIdField
             | ApiError::InvalidSpaceId(_)
             | ApiError::BadRequest(_)
             | ApiError::InvalidCookie(_) => 400,
@@ -65,7 +68,9 @@ impl ApiError {
             ApiError::NotFound { .. } => "NotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::PayloadTooLarge { .. } => "PayloadTooLarge",
-            ApiError::MissingSpaceId | ApiError::InvalidSpaceId(_) => "InvalidSpaceID",
+            ApiError::MissingSpaceId
+            | ApiError::MissingSpaceIdField
+            | ApiError::InvalidSpaceId(_) => "InvalidSpaceID",
             ApiError::SpaceNotFound => "SpaceNotFound",
             ApiError::SpaceExists => "SpaceExists",
             ApiError::BadRequest(_) => "BadRequest",
