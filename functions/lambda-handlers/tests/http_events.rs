@@ -8,13 +8,11 @@ use lambda_http::{Body, Context, Request, RequestExt as _};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use store_conformance::ScriptedStore;
 use sync_core::cookie::CookieKeys;
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::app;
 use sync_core::poke::NoPoker;
-use sync_core::store::{
-    Commit, CommitOutcome, PullSnapshot, PushSnapshot, StoreError, StoreLimits, Version,
-};
 use sync_core::{Route, SpaceId, Store, SyncService};
 
 const ALL: &[Route] = &[
@@ -236,82 +234,6 @@ async fn bad_events_get_json_errors() {
 // Deadlines: Lambda's context says when the invocation ends; the answer must come first.
 // ---------------------------------------------------------------------------------------
 
-/// A store that takes `delay` over every call: work that can outlast an invocation.
-struct SlowStore {
-    inner: MemoryStore,
-    delay: Duration,
-}
-
-impl SlowStore {
-    fn new(delay: Duration) -> Self {
-        Self {
-            inner: MemoryStore::new(),
-            delay,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for SlowStore {
-    fn limits(&self) -> StoreLimits {
-        self.inner.limits()
-    }
-
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.create_space(space).await
-    }
-
-    async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.space_version(space).await
-    }
-
-    async fn push_snapshot(
-        &self,
-        space: &SpaceId,
-        client_group_id: &str,
-        client_ids: &[String],
-    ) -> Result<Option<PushSnapshot>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner
-            .push_snapshot(space, client_group_id, client_ids)
-            .await
-    }
-
-    async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.get_entry(space, key).await
-    }
-
-    async fn scan_entries(
-        &self,
-        space: &SpaceId,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.scan_entries(space, prefix, limit).await
-    }
-
-    async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.commit(space, commit).await
-    }
-
-    async fn pull_snapshot(
-        &self,
-        space: &SpaceId,
-        client_group_id: &str,
-        since: Version,
-    ) -> Result<Option<PullSnapshot>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner
-            .pull_snapshot(space, client_group_id, since)
-            .await
-    }
-}
-
 /// `event` as the Lambda runtime hands it over: with the invocation's context, whose
 /// deadline is `deadline`.
 fn invoked_until(event: Request, deadline: SystemTime) -> Request {
@@ -325,10 +247,10 @@ fn invoked_until(event: Request, deadline: SystemTime) -> Request {
 }
 
 /// A store holding the space `deadline-space`, whose every call takes `delay`.
-async fn slow_store(delay: Duration) -> Arc<SlowStore> {
-    let store = SlowStore::new(delay);
+async fn slow_store(delay: Duration) -> Arc<ScriptedStore<MemoryStore>> {
+    let store = ScriptedStore::new(MemoryStore::new()).with_delay(delay);
     let space = SpaceId::parse("deadline-space").unwrap();
-    store.inner.create_space(&space).await.unwrap();
+    store.inner().create_space(&space).await.unwrap();
     Arc::new(store)
 }
 

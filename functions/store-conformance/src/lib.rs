@@ -16,7 +16,7 @@ use sync_core::{SpaceId, Store};
 pub use cases_api::*;
 pub use cases_engine::*;
 pub use cases_store::*;
-pub use scripted::{CommitScript, ScriptedCommits};
+pub use scripted::{CommitScript, ReadScript, ScriptedStore};
 
 /// Runs every case in order; panics (failing the calling test) on the first violation,
 /// naming the case.

@@ -1,47 +1,94 @@
-//! A store for engine tests that need a commit to lose or fail on cue: it delegates every
-//! call to an inner store, and asks a script about each commit first.
+//! A store for tests that need storage to misbehave on cue: it delegates every call to an
+//! inner store, after an optional delay, and lets a script decide commits and entry reads
+//! first (a commit that loses the race or fails, a read the store refuses, a slow store).
 
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::store::{
-    Commit, CommitOutcome, PullSnapshot, PushSnapshot, Store, StoreError, Version,
+    Commit, CommitOutcome, PullSnapshot, PushSnapshot, Store, StoreError, StoreLimits, Version,
 };
 
 /// Decides the commit numbered `n` (from 0): `None` lets it through to the inner store.
 pub type CommitScript =
-    Box<dyn Fn(usize) -> Option<Result<CommitOutcome, StoreError>> + Send + Sync>;
+    Box<dyn Fn(usize, &Commit) -> Option<Result<CommitOutcome, StoreError>> + Send + Sync>;
+/// Decides the read of an entry's key: `None` lets it through to the inner store.
+pub type ReadScript = Box<dyn Fn(&str) -> Option<Result<Option<Value>, StoreError>> + Send + Sync>;
 
-pub struct ScriptedCommits<S> {
+pub struct ScriptedStore<S> {
     inner: S,
-    script: CommitScript,
+    delay: Duration,
+    commit_script: Option<CommitScript>,
+    read_script: Option<ReadScript>,
     commits: AtomicUsize,
 }
 
-impl<S: Store> ScriptedCommits<S> {
-    pub fn new(
-        inner: S,
-        script: impl Fn(usize) -> Option<Result<CommitOutcome, StoreError>> + Send + Sync + 'static,
-    ) -> Self {
+impl<S: Store> ScriptedStore<S> {
+    /// `inner` as it is, until a script or a delay is added.
+    pub fn new(inner: S) -> Self {
         Self {
             inner,
-            script: Box::new(script),
+            delay: Duration::ZERO,
+            commit_script: None,
+            read_script: None,
             commits: AtomicUsize::new(0),
         }
+    }
+
+    /// Every call first waits `delay`.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn with_commits(
+        mut self,
+        script: impl Fn(usize, &Commit) -> Option<Result<CommitOutcome, StoreError>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.commit_script = Some(Box::new(script));
+        self
+    }
+
+    pub fn with_reads(
+        mut self,
+        script: impl Fn(&str) -> Option<Result<Option<Value>, StoreError>> + Send + Sync + 'static,
+    ) -> Self {
+        self.read_script = Some(Box::new(script));
+        self
     }
 
     /// Commits attempted so far.
     pub fn commits(&self) -> usize {
         self.commits.load(Ordering::SeqCst)
     }
+
+    /// The store behind the scripts, to set up or inspect data directly.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    async fn pause(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl<S: Store> Store for ScriptedCommits<S> {
+impl<S: Store> Store for ScriptedStore<S> {
+    fn limits(&self) -> StoreLimits {
+        self.inner.limits()
+    }
     async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+        self.pause().await;
         self.inner.create_space(space).await
     }
     async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
+        self.pause().await;
         self.inner.space_version(space).await
     }
     async fn push_snapshot(
@@ -50,9 +97,14 @@ impl<S: Store> Store for ScriptedCommits<S> {
         group: &str,
         clients: &[String],
     ) -> Result<Option<PushSnapshot>, StoreError> {
+        self.pause().await;
         self.inner.push_snapshot(space, group, clients).await
     }
     async fn get_entry(&self, space: &SpaceId, key: &str) -> Result<Option<Value>, StoreError> {
+        self.pause().await;
+        if let Some(decided) = self.read_script.as_ref().and_then(|script| script(key)) {
+            return decided;
+        }
         self.inner.get_entry(space, key).await
     }
     async fn scan_entries(
@@ -61,14 +113,20 @@ impl<S: Store> Store for ScriptedCommits<S> {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, Value)>, StoreError> {
+        self.pause().await;
         self.inner.scan_entries(space, prefix, limit).await
     }
     async fn commit(&self, space: &SpaceId, commit: &Commit) -> Result<CommitOutcome, StoreError> {
+        self.pause().await;
         let n = self.commits.fetch_add(1, Ordering::SeqCst);
-        match (self.script)(n) {
-            Some(decided) => decided,
-            None => self.inner.commit(space, commit).await,
+        if let Some(decided) = self
+            .commit_script
+            .as_ref()
+            .and_then(|script| script(n, commit))
+        {
+            return decided;
         }
+        self.inner.commit(space, commit).await
     }
     async fn pull_snapshot(
         &self,
@@ -76,6 +134,7 @@ impl<S: Store> Store for ScriptedCommits<S> {
         group: &str,
         since: Version,
     ) -> Result<Option<PullSnapshot>, StoreError> {
+        self.pause().await;
         self.inner.pull_snapshot(space, group, since).await
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use store_conformance::ScriptedCommits;
+use store_conformance::ScriptedStore;
 use sync_core::api::ApiRequest;
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::app;
@@ -23,10 +23,12 @@ impl Poker for CountingPoker {
 }
 
 /// A store whose commits fail after the first `allowed`.
-fn failing_after(allowed: usize) -> Arc<ScriptedCommits<MemoryStore>> {
-    Arc::new(ScriptedCommits::new(MemoryStore::new(), move |n| {
-        (n >= allowed).then(|| Err(StoreError::Unavailable("injected failure".into())))
-    }))
+fn failing_after(allowed: usize) -> Arc<ScriptedStore<MemoryStore>> {
+    Arc::new(
+        ScriptedStore::new(MemoryStore::new()).with_commits(move |n, _| {
+            (n >= allowed).then(|| Err(StoreError::Unavailable("injected failure".into())))
+        }),
+    )
 }
 
 async fn push(svc: &SyncService, space: &str, mutations: Vec<Value>) -> u16 {

@@ -3,14 +3,15 @@
 //! budget, authorization and contention.
 
 use serde_json::{Value, json};
-use store_conformance::{ScriptedCommits, mutation, new_space, pull_from, push_request};
+use std::time::Duration;
+use store_conformance::{ScriptedStore, mutation, new_space, pull_from, push_request};
 use sync_core::Store as _;
 use sync_core::engine::push::{PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::{MutationError, Mutator, Registry, app};
 use sync_core::protocol::{Cookie, PatchOp};
-use sync_core::store::{Commit, CommitOutcome, StoreError};
+use sync_core::store::{CommitOutcome, StoreError};
 use sync_core::tx::Tx;
 
 /// Writes two keys, then fails: none of it may be kept.
@@ -204,7 +205,8 @@ async fn clients_and_groups_are_checked() {
 
 #[tokio::test]
 async fn contention_is_retried_a_bounded_number_of_times() {
-    let store = ScriptedCommits::new(MemoryStore::new(), |_| Some(Ok(CommitOutcome::Conflict)));
+    let store = ScriptedStore::new(MemoryStore::new())
+        .with_commits(|_, _| Some(Ok(CommitOutcome::Conflict)));
     let space = new_space(&store, "contended").await;
     let config = PushConfig {
         max_attempts: 5,
@@ -222,73 +224,20 @@ async fn contention_is_retried_a_bounded_number_of_times() {
     assert_eq!(store.commits(), 5);
 }
 
-/// Refuses, deterministically, every commit that writes `refused_key` and every read of
-/// it: a limit of the store the engine did not know of.
-struct RefusingStore {
-    inner: MemoryStore,
-    refused_key: &'static str,
-}
-
-#[async_trait::async_trait]
-impl sync_core::Store for RefusingStore {
-    async fn create_space(&self, space: &sync_core::SpaceId) -> Result<bool, StoreError> {
-        self.inner.create_space(space).await
-    }
-    async fn space_version(&self, space: &sync_core::SpaceId) -> Result<Option<u64>, StoreError> {
-        self.inner.space_version(space).await
-    }
-    async fn push_snapshot(
-        &self,
-        space: &sync_core::SpaceId,
-        group: &str,
-        clients: &[String],
-    ) -> Result<Option<sync_core::store::PushSnapshot>, StoreError> {
-        self.inner.push_snapshot(space, group, clients).await
-    }
-    async fn get_entry(
-        &self,
-        space: &sync_core::SpaceId,
-        key: &str,
-    ) -> Result<Option<Value>, StoreError> {
-        if key == self.refused_key {
-            return Err(StoreError::Rejected("this key is refused".into()));
-        }
-        self.inner.get_entry(space, key).await
-    }
-    async fn scan_entries(
-        &self,
-        space: &sync_core::SpaceId,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        self.inner.scan_entries(space, prefix, limit).await
-    }
-    async fn commit(
-        &self,
-        space: &sync_core::SpaceId,
-        commit: &Commit,
-    ) -> Result<CommitOutcome, StoreError> {
-        if commit.entries.iter().any(|(k, _)| k == self.refused_key) {
-            return Err(StoreError::Rejected("this key is refused".into()));
-        }
-        self.inner.commit(space, commit).await
-    }
-    async fn pull_snapshot(
-        &self,
-        space: &sync_core::SpaceId,
-        group: &str,
-        since: u64,
-    ) -> Result<Option<sync_core::store::PullSnapshot>, StoreError> {
-        self.inner.pull_snapshot(space, group, since).await
-    }
-}
-
 #[tokio::test]
 async fn a_commit_the_store_refuses_fails_only_the_mutation_that_caused_it() {
-    let store = RefusingStore {
-        inner: MemoryStore::new(),
-        refused_key: "item/refused",
-    };
+    // Refuses, deterministically, every commit that writes `item/refused` and every read
+    // of it: a limit of the store the engine did not know of.
+    let refused = || StoreError::Rejected("this key is refused".into());
+    let store = ScriptedStore::new(MemoryStore::new())
+        .with_commits(move |_, commit| {
+            commit
+                .entries
+                .iter()
+                .any(|(k, _)| k == "item/refused")
+                .then(|| Err(refused()))
+        })
+        .with_reads(move |key| (key == "item/refused").then(|| Err(refused())));
     let space = new_space(&store, "refused").await;
     let req = push_request(
         "g",
@@ -381,11 +330,11 @@ async fn a_push_past_its_deadline_answers_with_what_it_committed() {
             )
         })
         .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-    let slow = SlowCommits {
-        inner: MemoryStore::new(),
-    };
+    // Every call takes 500 ms: the snapshot ends at 500 ms, the first commit starts then
+    // (before the deadline, at 750 ms) and ends at 1,000 ms, after it.
+    let slow = ScriptedStore::new(MemoryStore::new()).with_delay(Duration::from_millis(500));
     let space = new_space(&slow, "deadline2").await;
+    let deadline = std::time::Instant::now() + Duration::from_millis(750);
     let outcome = engine::push_until(
         &slow,
         &registry(),
@@ -407,65 +356,11 @@ async fn a_push_past_its_deadline_answers_with_what_it_committed() {
     );
 }
 
-/// Commits that take 300 ms, so a deadline falls between two of them.
-struct SlowCommits {
-    inner: MemoryStore,
-}
-
-#[async_trait::async_trait]
-impl sync_core::Store for SlowCommits {
-    async fn create_space(&self, space: &sync_core::SpaceId) -> Result<bool, StoreError> {
-        self.inner.create_space(space).await
-    }
-    async fn space_version(&self, space: &sync_core::SpaceId) -> Result<Option<u64>, StoreError> {
-        self.inner.space_version(space).await
-    }
-    async fn push_snapshot(
-        &self,
-        space: &sync_core::SpaceId,
-        group: &str,
-        clients: &[String],
-    ) -> Result<Option<sync_core::store::PushSnapshot>, StoreError> {
-        self.inner.push_snapshot(space, group, clients).await
-    }
-    async fn get_entry(
-        &self,
-        space: &sync_core::SpaceId,
-        key: &str,
-    ) -> Result<Option<Value>, StoreError> {
-        self.inner.get_entry(space, key).await
-    }
-    async fn scan_entries(
-        &self,
-        space: &sync_core::SpaceId,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
-        self.inner.scan_entries(space, prefix, limit).await
-    }
-    async fn commit(
-        &self,
-        space: &sync_core::SpaceId,
-        commit: &Commit,
-    ) -> Result<CommitOutcome, StoreError> {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        self.inner.commit(space, commit).await
-    }
-    async fn pull_snapshot(
-        &self,
-        space: &sync_core::SpaceId,
-        group: &str,
-        since: u64,
-    ) -> Result<Option<sync_core::store::PullSnapshot>, StoreError> {
-        self.inner.pull_snapshot(space, group, since).await
-    }
-}
-
 #[tokio::test]
 async fn a_request_not_done_by_its_deadline_is_answered_503() {
-    let store = std::sync::Arc::new(SlowCommits {
-        inner: MemoryStore::new(),
-    });
+    let store = std::sync::Arc::new(
+        ScriptedStore::new(MemoryStore::new()).with_delay(Duration::from_millis(1_000)),
+    );
     let space = new_space(store.as_ref(), "timeout").await;
     let svc = sync_core::SyncService::new(
         store.clone(),
@@ -487,7 +382,7 @@ async fn a_request_not_done_by_its_deadline_is_answered_503() {
             user: "",
         })
         .await;
-    assert!(started.elapsed() < std::time::Duration::from_millis(290));
+    assert!(started.elapsed() < Duration::from_millis(900));
     assert_eq!(resp.status, 503);
     assert_eq!(
         resp.json_body().unwrap()["error"],
