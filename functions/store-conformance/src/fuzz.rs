@@ -68,20 +68,10 @@ const OBSERVER: &str = "fuzz-observer";
 
 /// `FUZZ_CASES` from the environment, else `default`.
 pub fn cases_from_env(default: u32) -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+    crate::cases_from_env("FUZZ_CASES", default)
 }
 
-/// A runtime for [`run_fuzz_on`]: the entry points are plain `#[test]`s.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+pub use crate::runtime;
 
 /// Both fuzzers, `cases` cases each, on a runtime of their own. Panics (failing the
 /// calling test) with a minimal counterexample.

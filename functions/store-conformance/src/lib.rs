@@ -80,3 +80,22 @@ pub async fn new_space(store: &dyn Store, tag: &str) -> SpaceId {
     );
     space
 }
+
+/// The number in the environment variable `var` when set, else `default`: how many cases
+/// a property-based test runs (a short run in the test command, longer on demand).
+pub fn cases_from_env(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// A runtime for the property-based tests, which block on it: call them from a plain
+/// `#[test]`, never from inside an async test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

@@ -1014,21 +1014,10 @@ impl<'a> Case<'a> {
 
 /// `PROPTEST_CASES` when set, else `default`.
 pub fn model_cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+    crate::cases_from_env("PROPTEST_CASES", default)
 }
 
-/// A runtime for [`run_model_test`] (which blocks on it, so call it from a plain `#[test]`,
-/// never from inside an async test).
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
+pub use crate::runtime;
 
 /// A service over `store` as the model test drives it.
 pub fn service(store: Arc<dyn Store>) -> SyncService {
