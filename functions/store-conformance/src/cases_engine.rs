@@ -49,13 +49,24 @@ pub async fn try_pull_from(
     group: &str,
     cookie: Cookie,
 ) -> Result<PullResponse, PullError> {
+    try_pull_as(store, space, "", group, cookie).await
+}
+
+/// A pull by `user` under the default rule.
+pub async fn try_pull_as(
+    store: &dyn Store,
+    space: &SpaceId,
+    user: &str,
+    group: &str,
+    cookie: Cookie,
+) -> Result<PullResponse, PullError> {
     let req = PullRequest {
         client_group_id: group.to_owned(),
         profile_id: None,
         schema_version: String::new(),
         cookie,
     };
-    engine::pull(store, cookie_keys(), space, &req).await
+    engine::pull(store, cookie_keys(), space, user, &req).await
 }
 
 pub async fn pull_from(

@@ -2,6 +2,7 @@
 //! [`run_all`] with a store; every case works in spaces of its own, so one store (one
 //! table, one file) serves the whole suite.
 
+mod cases_access;
 mod cases_api;
 mod cases_engine;
 mod cases_store;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use sync_core::{SpaceId, Store};
 
+pub use cases_access::*;
 pub use cases_api::*;
 pub use cases_engine::*;
 pub use cases_store::*;

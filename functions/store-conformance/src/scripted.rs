@@ -6,8 +6,10 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use sync_core::SpaceId;
+use sync_core::auth::{AccessChange, SpaceAccess};
 use sync_core::store::{
-    Commit, CommitOutcome, PullSnapshot, PushSnapshot, Store, StoreError, StoreLimits, Version,
+    Commit, CommitOutcome, Created, PullSnapshot, PushSnapshot, Store, StoreError, StoreLimits,
+    Version,
 };
 
 /// Decides the commit numbered `n` (from 0): `None` lets it through to the inner store.
@@ -83,9 +85,28 @@ impl<S: Store> Store for ScriptedStore<S> {
     fn limits(&self) -> StoreLimits {
         self.inner.limits()
     }
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+    async fn create_space_for(
+        &self,
+        space: &SpaceId,
+        access: &SpaceAccess,
+        owner_limit: Option<usize>,
+    ) -> Result<Created, StoreError> {
         self.pause().await;
-        self.inner.create_space(space).await
+        self.inner
+            .create_space_for(space, access, owner_limit)
+            .await
+    }
+    async fn space_access(&self, space: &SpaceId) -> Result<Option<SpaceAccess>, StoreError> {
+        self.pause().await;
+        self.inner.space_access(space).await
+    }
+    async fn change_access(
+        &self,
+        space: &SpaceId,
+        change: &AccessChange,
+    ) -> Result<Option<SpaceAccess>, StoreError> {
+        self.pause().await;
+        self.inner.change_access(space, change).await
     }
     async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
         self.pause().await;

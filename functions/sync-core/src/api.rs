@@ -2,11 +2,15 @@
 //! [`ApiRequest`] and sends back the [`ApiResponse`].
 //!
 //! Routes (all `POST`, JSON bodies):
-//! - `/api/replicache/createSpace` `{}` or `{"spaceID": "..."}` -> `{"spaceID": "..."}`
-//! - `/api/replicache/spaceExists` `{"spaceID": "..."}` -> `{"spaceExists": bool}`
+//! - `/api/replicache/createSpace`, `/api/replicache/spaceExists`,
+//!   `/api/replicache/spaceAccess?spaceID=...`: see [`crate::space_routes`];
 //! - `/api/replicache/push?spaceID=...` and `/api/replicache/pull?spaceID=...`: the
 //!   Replicache protocol, version 1.
+//!
+//! The transport authenticates and passes the user ([`ApiRequest::user`]); every route is
+//! authorized by the service's [`AccessPolicy`].
 
+use crate::auth::{AccessPolicy, Action};
 use crate::cookie::CookieKeys;
 use crate::engine::{self, PushConfig};
 use crate::error::ApiError;
@@ -15,6 +19,7 @@ use crate::mutators::Registry;
 use crate::poke::Poker;
 use crate::protocol::{self, ClientError, Parsed};
 use crate::space_locks::SpaceLocks;
+use crate::space_routes;
 use crate::store::Store;
 use serde_json::{Value, json};
 use std::io::Write as _;
@@ -30,6 +35,7 @@ const GZIP_MIN_BYTES: usize = 1024;
 pub enum Route {
     CreateSpace,
     SpaceExists,
+    SpaceAccess,
     Push,
     Pull,
 }
@@ -42,6 +48,7 @@ impl Route {
         [
             ("/replicache/createSpace", Route::CreateSpace),
             ("/replicache/spaceExists", Route::SpaceExists),
+            ("/replicache/spaceAccess", Route::SpaceAccess),
             ("/replicache/push", Route::Push),
             ("/replicache/pull", Route::Pull),
         ]
@@ -54,6 +61,7 @@ impl Route {
         match self {
             Route::CreateSpace => "createSpace",
             Route::SpaceExists => "spaceExists",
+            Route::SpaceAccess => "spaceAccess",
             Route::Push => "push",
             Route::Pull => "pull",
         }
@@ -69,7 +77,7 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// The client sent `Accept-Encoding` with gzip.
     pub accepts_gzip: bool,
-    /// The authenticated user; `""` for anonymous use (the tutorial has no login).
+    /// The authenticated user; [`crate::auth::ANONYMOUS`] without sign-in.
     pub user: &'a str,
 }
 
@@ -82,7 +90,7 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    fn json(status: u16, value: &impl serde::Serialize) -> Self {
+    pub(crate) fn json(status: u16, value: &impl serde::Serialize) -> Self {
         Self {
             status,
             body: serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()),
@@ -139,6 +147,7 @@ pub struct SyncService {
     push_turns: SpaceLocks,
     cookie_keys: CookieKeys,
     request_timeout: Duration,
+    access: AccessPolicy,
 }
 
 impl SyncService {
@@ -154,7 +163,33 @@ impl SyncService {
             push_turns: SpaceLocks::default(),
             cookie_keys: CookieKeys::random(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            access: AccessPolicy::anonymous(),
         }
+    }
+
+    /// Who may sync what ([`AccessPolicy::anonymous`] by default: without sign-in, every
+    /// space is open to anyone with its link).
+    pub fn with_access_policy(mut self, policy: AccessPolicy) -> Self {
+        self.access = policy;
+        self
+    }
+
+    pub fn access_policy(&self) -> &AccessPolicy {
+        &self.access
+    }
+
+    /// Whether `user` may open a poke socket on `space`: `Ok`, or the refusal to answer
+    /// (404 for a space that does not exist or that the user may not learn exists).
+    pub async fn authorize_subscribe(&self, user: &str, space: &SpaceId) -> Result<(), ApiError> {
+        let access = self
+            .store
+            .space_access(space)
+            .await?
+            .ok_or(ApiError::SpaceNotFound)?;
+        self.access
+            .caller(user)
+            .authorize(space, Some(&access), Action::Subscribe)
+            .map_err(ApiError::from)
     }
 
     pub fn with_push_config(mut self, config: PushConfig) -> Self {
@@ -244,8 +279,25 @@ impl SyncService {
             });
         }
         match route {
-            Route::CreateSpace => self.create_space(req.body).await,
-            Route::SpaceExists => self.space_exists(req.body).await,
+            Route::CreateSpace => {
+                space_routes::create_space(self.store.as_ref(), &self.access, req.user, req.body)
+                    .await
+            }
+            Route::SpaceExists => {
+                space_routes::space_exists(self.store.as_ref(), &self.access, req.user, req.body)
+                    .await
+            }
+            Route::SpaceAccess => {
+                let space = query_space(req.space_id)?;
+                space_routes::space_access(
+                    self.store.as_ref(),
+                    &self.access,
+                    req.user,
+                    &space,
+                    req.body,
+                )
+                .await
+            }
             Route::Push => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let soft = deadline - (remaining / 4).min(PUSH_RESERVE_MAX);
@@ -253,36 +305,6 @@ impl SyncService {
             }
             Route::Pull => self.pull(&query_space(req.space_id)?, req).await,
         }
-    }
-
-    async fn create_space(&self, body: &[u8]) -> Result<ApiResponse, ApiError> {
-        let requested = body_space_id(body, false)?;
-        let space = match requested {
-            Some(space) => {
-                if !self.store.create_space(&space).await? {
-                    return Err(ApiError::SpaceExists);
-                }
-                space
-            }
-            None => loop {
-                // 128 random bits never collide in practice; the loop keeps it a fact.
-                let space = SpaceId::generate();
-                if self.store.create_space(&space).await? {
-                    break space;
-                }
-            },
-        };
-        tracing::info!(space_id = %space, "space created");
-        Ok(ApiResponse::json(
-            200,
-            &json!({ "spaceID": space.as_str() }),
-        ))
-    }
-
-    async fn space_exists(&self, body: &[u8]) -> Result<ApiResponse, ApiError> {
-        let space = body_space_id(body, true)?.ok_or(ApiError::MissingSpaceIdField)?;
-        let exists = self.store.space_version(&space).await?.is_some();
-        Ok(ApiResponse::json(200, &json!({ "spaceExists": exists })))
     }
 
     async fn push(
@@ -306,7 +328,7 @@ impl SyncService {
             &self.mutators,
             &self.push_config,
             space,
-            req.user,
+            self.access.caller(req.user),
             &push,
             Some(deadline),
         )
@@ -341,36 +363,18 @@ impl SyncService {
                 ));
             }
         };
-        let response = engine::pull(self.store.as_ref(), &self.cookie_keys, space, &pull).await?;
+        let response = engine::pull(
+            self.store.as_ref(),
+            &self.cookie_keys,
+            space,
+            self.access.caller(req.user),
+            &pull,
+        )
+        .await?;
         Ok(ApiResponse::json(200, &response).maybe_gzip(req.accepts_gzip))
     }
 }
 
 fn query_space(raw: Option<&str>) -> Result<SpaceId, ApiError> {
     SpaceId::parse(raw.ok_or(ApiError::MissingSpaceId)?).map_err(ApiError::InvalidSpaceId)
-}
-
-/// The `spaceID` of a createSpace/spaceExists body. An empty body counts as `{}`.
-fn body_space_id(body: &[u8], required: bool) -> Result<Option<SpaceId>, ApiError> {
-    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| protocol::ProtocolError::InvalidJson(e.to_string()))?
-    };
-    let obj = value
-        .as_object()
-        .ok_or(protocol::ProtocolError::NotAnObject)?;
-    match obj.get("spaceID") {
-        None | Some(Value::Null) if required => Err(ApiError::MissingSpaceIdField),
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => SpaceId::parse(s)
-            .map(Some)
-            .map_err(ApiError::InvalidSpaceId),
-        Some(_) => Err(protocol::ProtocolError::WrongType {
-            field: "spaceID".into(),
-            expected: "a string",
-        }
-        .into()),
-    }
 }

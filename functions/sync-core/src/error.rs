@@ -2,6 +2,7 @@
 //! body `{"error": ..., "message": ...}`; what the client must act on travels as a
 //! status-200 protocol body instead (see `protocol::ClientError`).
 
+use crate::auth::Refusal;
 use crate::engine::pull::PullError;
 use crate::engine::push::PushError;
 use crate::ids::IdError;
@@ -29,7 +30,13 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(#[from] ProtocolError),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     InvalidCookie(String),
     #[error("the space is busy; retry")]
@@ -56,7 +63,9 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::InvalidCookie(_) => 400,
             ApiError::SpaceExists => 409,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) | ApiError::QuotaExceeded(_) => 403,
+            ApiError::TooManyRequests(_) => 429,
             ApiError::Contended | ApiError::DeadlineExceeded | ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
@@ -74,7 +83,10 @@ impl ApiError {
             ApiError::SpaceNotFound => "SpaceNotFound",
             ApiError::SpaceExists => "SpaceExists",
             ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
+            ApiError::QuotaExceeded(_) => "QuotaExceeded",
+            ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::InvalidCookie(_) => "InvalidCookie",
             ApiError::Contended => "Contended",
             ApiError::DeadlineExceeded => "DeadlineExceeded",
@@ -115,6 +127,7 @@ impl From<PushError> for ApiError {
             e @ (PushError::ClientInOtherGroup { .. } | PushError::GroupOwnedByOtherUser) => {
                 ApiError::Forbidden(e.to_string())
             }
+            PushError::Refused(refusal) => refusal.into(),
             PushError::Contended { .. } => ApiError::Contended,
             PushError::DeadlineExceeded => ApiError::DeadlineExceeded,
             PushError::Store(e) => e.into(),
@@ -126,9 +139,21 @@ impl From<PullError> for ApiError {
     fn from(e: PullError) -> Self {
         match e {
             PullError::SpaceNotFound => ApiError::SpaceNotFound,
+            e @ PullError::GroupOwnedByOtherUser => ApiError::Forbidden(e.to_string()),
+            PullError::Refused(refusal) => refusal.into(),
             PullError::Contended => ApiError::Contended,
             e @ PullError::CookieFromTheFuture { .. } => ApiError::InvalidCookie(e.to_string()),
             PullError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Forbidden(why) => ApiError::Forbidden(why),
+            // Indistinguishable from a space that does not exist.
+            Refusal::Hidden => ApiError::SpaceNotFound,
         }
     }
 }

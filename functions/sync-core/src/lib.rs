@@ -7,6 +7,7 @@
 //! [`api::ApiRequest`] and back.
 
 pub mod api;
+pub mod auth;
 pub mod cookie;
 pub mod engine;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod mutators;
 pub mod poke;
 pub mod protocol;
 pub mod space_locks;
+pub mod space_routes;
 pub mod store;
 pub mod tx;
 

@@ -1,9 +1,10 @@
 //! An in-memory [`Store`] for unit tests and benchmarks of the engine. Same contract and
 //! limits as the persistent adapters; it passes the same conformance suite.
 
+use crate::auth::{ANONYMOUS, AccessChange, SpaceAccess};
 use crate::ids::SpaceId;
 use crate::store::{
-    ClientRecord, Commit, CommitOutcome, EntryChange, PullSnapshot, PushSnapshot, Store,
+    ClientRecord, Commit, CommitOutcome, Created, EntryChange, PullSnapshot, PushSnapshot, Store,
     StoreError, Version,
 };
 use serde_json::Value;
@@ -16,8 +17,9 @@ struct Entry {
     version: Version,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Space {
+    access: SpaceAccess,
     version: Version,
     entries: BTreeMap<String, Entry>,
     clients: HashMap<String, (ClientRecord, Version)>,
@@ -48,14 +50,53 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl Store for MemoryStore {
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+    async fn create_space_for(
+        &self,
+        space: &SpaceId,
+        access: &SpaceAccess,
+        owner_limit: Option<usize>,
+    ) -> Result<Created, StoreError> {
         self.with_spaces(|spaces| {
             if spaces.contains_key(space) {
-                false
-            } else {
-                spaces.insert(space.clone(), Space::default());
-                true
+                return Created::Exists;
             }
+            if let Some(limit) = owner_limit
+                && access.owner != ANONYMOUS
+                && spaces
+                    .values()
+                    .filter(|s| s.access.owner == access.owner)
+                    .count()
+                    >= limit
+            {
+                return Created::OwnerAtLimit;
+            }
+            spaces.insert(
+                space.clone(),
+                Space {
+                    access: access.clone(),
+                    version: 0,
+                    entries: BTreeMap::new(),
+                    clients: HashMap::new(),
+                    group_owners: HashMap::new(),
+                },
+            );
+            Created::Yes
+        })
+    }
+
+    async fn space_access(&self, space: &SpaceId) -> Result<Option<SpaceAccess>, StoreError> {
+        self.with_spaces(|spaces| spaces.get(space).map(|s| s.access.clone()))
+    }
+
+    async fn change_access(
+        &self,
+        space: &SpaceId,
+        change: &AccessChange,
+    ) -> Result<Option<SpaceAccess>, StoreError> {
+        self.with_spaces(|spaces| {
+            let s = spaces.get_mut(space)?;
+            s.access = change.applied_to(&s.access);
+            Some(s.access.clone())
         })
     }
 
@@ -77,6 +118,7 @@ impl Store for MemoryStore {
                     .filter_map(|id| s.clients.get(id).map(|(rec, _)| (id.clone(), rec.clone())))
                     .collect(),
                 group_owner: s.group_owners.get(client_group_id).cloned(),
+                access: s.access.clone(),
             })
         })
     }
@@ -168,6 +210,8 @@ impl Store for MemoryStore {
                     })
                     .collect(),
                 client_lmids,
+                access: s.access.clone(),
+                group_owner: s.group_owners.get(client_group_id).cloned(),
             })
         })
     }

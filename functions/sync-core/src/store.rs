@@ -7,6 +7,7 @@
 //! the pull's change set at one version ([`Store::pull_snapshot`]). The engine does the
 //! rest.
 
+use crate::auth::{AccessChange, SpaceAccess};
 use crate::ids::SpaceId;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -84,6 +85,18 @@ pub struct PushSnapshot {
     pub clients: HashMap<String, ClientRecord>,
     /// The owner of the client group when the group exists.
     pub group_owner: Option<String>,
+    /// Who may use the space.
+    pub access: SpaceAccess,
+}
+
+/// How creating a space went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Yes,
+    /// A space with this ID exists already; nothing was written.
+    Exists,
+    /// The owner has as many spaces as the limit allows; nothing was written.
+    OwnerAtLimit,
 }
 
 /// Everything one commit writes, stamped with `next_version`.
@@ -118,13 +131,30 @@ pub struct EntryChange {
 /// What a pull answers from: a space's version and, as of exactly that version, every
 /// entry (deleted ones included) and every LMID of the requesting group's clients changed
 /// since the pull's cookie.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PullSnapshot {
     pub version: Version,
     /// In key order.
     pub entries: Vec<EntryChange>,
     /// In client ID order.
     pub client_lmids: Vec<(String, u64)>,
+    /// Who may use the space.
+    pub access: SpaceAccess,
+    /// The owner of the requesting client group, when the group exists.
+    pub group_owner: Option<String>,
+}
+
+impl PullSnapshot {
+    /// A snapshot with nothing changed at `version`.
+    pub fn unchanged(version: Version, access: SpaceAccess, group_owner: Option<String>) -> Self {
+        Self {
+            version,
+            entries: Vec::new(),
+            client_lmids: Vec::new(),
+            access,
+            group_owner,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -133,14 +163,42 @@ pub trait Store: Send + Sync {
         StoreLimits::DYNAMODB
     }
 
-    /// Creates the space at version 0. `Ok(false)` when it exists already.
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError>;
+    /// Creates the space at version 0, open to anyone and owned by nobody (the tutorial's
+    /// mode). `Ok(false)` when it exists already.
+    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+        let created = self
+            .create_space_for(space, &SpaceAccess::legacy(), None)
+            .await?;
+        Ok(created == Created::Yes)
+    }
+
+    /// Creates the space at version 0 with `access`, unless it exists or (with
+    /// `owner_limit`) its owner already owns that many spaces. Spaces owned by
+    /// [`crate::auth::ANONYMOUS`] are not counted.
+    async fn create_space_for(
+        &self,
+        space: &SpaceId,
+        access: &SpaceAccess,
+        owner_limit: Option<usize>,
+    ) -> Result<Created, StoreError>;
+
+    /// Who may use the space, read consistently; `None` for an unknown space.
+    async fn space_access(&self, space: &SpaceId) -> Result<Option<SpaceAccess>, StoreError>;
+
+    /// Applies `change` to the space's access atomically (the members never exceed
+    /// [`crate::auth::MAX_MEMBERS`]: the engine checks before). The access after it;
+    /// `None` for an unknown space.
+    async fn change_access(
+        &self,
+        space: &SpaceId,
+        change: &AccessChange,
+    ) -> Result<Option<SpaceAccess>, StoreError>;
 
     /// The space version, read consistently; `None` for an unknown space.
     async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError>;
 
-    /// The space version, the named clients' records and the group's owner, in one
-    /// consistent read. `None` for an unknown space.
+    /// The space version and access, the named clients' records and the group's owner, in
+    /// one consistent read. `None` for an unknown space.
     async fn push_snapshot(
         &self,
         space: &SpaceId,
@@ -173,7 +231,8 @@ pub trait Store: Send + Sync {
 
     /// The space as of one version: its version `v`, and every entry and every LMID of
     /// `client_group_id`'s clients stamped in `(since, v]`, all of them as they were at `v`
-    /// and not one of them later. `None` for an unknown space.
+    /// and not one of them later; with the space's access and the group's owner. `None`
+    /// for an unknown space.
     ///
     /// Rows keep only their latest value, so bounding a range read by a version read
     /// earlier is not enough (a row overwritten meanwhile drops out): an adapter reads the

@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use store_conformance::{ScriptedStore, mutation, new_space, pull_from, push_request};
+use store_conformance::{ScriptedStore, mutation, new_space, pull_from, push_request, try_pull_as};
 use sync_core::Store as _;
+use sync_core::engine::pull::PullError;
 use sync_core::engine::push::{PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
@@ -199,8 +200,16 @@ async fn clients_and_groups_are_checked() {
             committed: 0
         })
     ));
-    let full = pull_from(&store, &space, "g1", Cookie::Null).await;
+    // And only alice pulls with it.
+    let full = try_pull_as(&store, &space, "alice", "g1", Cookie::Null)
+        .await
+        .unwrap();
     assert_eq!(put_value(&full.patch, "count"), Some(json!(1)));
+    let refused = try_pull_as(&store, &space, "mallory", "g1", Cookie::Null).await;
+    assert!(
+        matches!(refused, Err(PullError::GroupOwnedByOtherUser)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! exactly `v`, in one call ([`Store::pull_snapshot`]), so LMIDs and data always come from
 //! one snapshot. The cookie answered is `v`, signed (see [`crate::cookie`]).
 
+use crate::auth::{Action, Caller, Refusal};
 use crate::cookie::CookieKeys;
 use crate::ids::SpaceId;
 use crate::protocol::{Cookie, MAX_SAFE_INTEGER, PatchOp, PullRequest, PullResponse};
@@ -20,6 +21,10 @@ pub enum PullError {
          signature of this server; pull with a cookie this server handed out, or null"
     )]
     CookieFromTheFuture { order: f64, version: Version },
+    #[error("client group belongs to another user")]
+    GroupOwnedByOtherUser,
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -35,24 +40,31 @@ enum Since {
     Changes,
 }
 
-pub async fn pull(
+/// Answers `req` for `caller` (a user, `""` when anonymous, under the default rule; or a
+/// [`Caller`] with its own).
+pub async fn pull<'c>(
     store: &dyn Store,
     keys: &CookieKeys,
     space: &SpaceId,
+    caller: impl Into<Caller<'c>>,
     req: &PullRequest,
 ) -> Result<PullResponse, PullError> {
+    let caller = caller.into();
     let group = req.client_group_id.as_str();
     let (since, snapshot) = match &req.cookie {
-        Cookie::Null => (Since::Reset, snapshot(store, space, group, 0).await?),
+        Cookie::Null => (
+            Since::Reset,
+            snapshot(store, space, caller, group, 0).await?,
+        ),
         Cookie::Version(order) => {
-            let snap = snapshot(store, space, group, *order).await?;
+            let snap = snapshot(store, space, caller, group, *order).await?;
             refuse_if_future(*order as f64, &snap)?;
             (Since::Changes, snap)
         }
         Cookie::Unusable(number) => {
             // Never handed out: answer a reset, under a cookie above it (or the client
             // would ignore the answer).
-            let snap = snapshot(store, space, group, 0).await?;
+            let snap = snapshot(store, space, caller, group, 0).await?;
             if *number >= snap.version as f64 {
                 return Err(PullError::CookieFromTheFuture {
                     order: *number,
@@ -62,13 +74,16 @@ pub async fn pull(
             (Since::Reset, snap)
         }
         Cookie::Signed { order, sig } => {
-            let snap = snapshot(store, space, group, *order).await?;
+            let snap = snapshot(store, space, caller, group, *order).await?;
             if *order <= snap.version {
                 // Signed or not, a cookie at or below the version only selects what to
                 // send (see the module notes of `cookie`).
                 (Since::Changes, snap)
             } else if keys.verify(space, *order, sig) && *order < MAX_SAFE_INTEGER {
-                (Since::Reset, restore(store, space, group, *order).await?)
+                (
+                    Since::Reset,
+                    restore(store, space, caller, group, *order).await?,
+                )
             } else {
                 return Err(PullError::CookieFromTheFuture {
                     order: *order as f64,
@@ -83,13 +98,26 @@ pub async fn pull(
 async fn snapshot(
     store: &dyn Store,
     space: &SpaceId,
+    caller: Caller<'_>,
     group: &str,
     since: Version,
 ) -> Result<PullSnapshot, PullError> {
-    store
+    let snapshot = store
         .pull_snapshot(space, group, since)
         .await?
-        .ok_or(PullError::SpaceNotFound)
+        .ok_or(PullError::SpaceNotFound)?;
+    // Nothing of the space, its cookies included, before the caller may pull it.
+    caller
+        .authorize(space, Some(&snapshot.access), Action::Pull)
+        .map_err(PullError::Refused)?;
+    if snapshot
+        .group_owner
+        .as_deref()
+        .is_some_and(|owner| owner != caller.user)
+    {
+        return Err(PullError::GroupOwnedByOtherUser);
+    }
+    Ok(snapshot)
 }
 
 fn refuse_if_future(order: f64, snap: &PullSnapshot) -> Result<(), PullError> {
@@ -109,11 +137,12 @@ fn refuse_if_future(order: f64, snap: &PullSnapshot) -> Result<(), PullError> {
 async fn restore(
     store: &dyn Store,
     space: &SpaceId,
+    caller: Caller<'_>,
     group: &str,
     cookie: Version,
 ) -> Result<PullSnapshot, PullError> {
     for _ in 0..MAX_RAISE_ATTEMPTS {
-        let snap = snapshot(store, space, group, 0).await?;
+        let snap = snapshot(store, space, caller, group, 0).await?;
         if snap.version > cookie {
             return Ok(snap);
         }

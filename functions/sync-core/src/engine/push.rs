@@ -7,6 +7,7 @@
 //! fresh snapshot, after a jittered backoff. Mutations already committed by an earlier
 //! attempt or request are then duplicates and are skipped, so nothing is applied twice.
 
+use crate::auth::{Action, Caller, Refusal};
 use crate::ids::SpaceId;
 use crate::mutators::{MutationError, Registry};
 use crate::protocol::{Mutation, PushRequest};
@@ -26,6 +27,9 @@ pub struct PushConfig {
     /// (it resends everything not yet acknowledged), which keeps a huge push inside the
     /// platform's request time limit.
     pub max_commits_per_push: usize,
+    /// Distinct clients one push may name; mutations past the first client beyond are
+    /// left for the next push.
+    pub max_clients_per_push: usize,
 }
 
 impl Default for PushConfig {
@@ -35,6 +39,7 @@ impl Default for PushConfig {
             backoff_base: Duration::from_millis(4),
             backoff_max: Duration::from_millis(250),
             max_commits_per_push: 20,
+            max_clients_per_push: 100,
         }
     }
 }
@@ -63,6 +68,8 @@ pub enum PushError {
     ClientInOtherGroup { client_id: String },
     #[error("client group belongs to another user")]
     GroupOwnedByOtherUser,
+    #[error(transparent)]
+    Refused(Refusal),
     #[error("the space is too contended; retry")]
     Contended { conflicts: u32 },
     #[error("the request ran out of time before anything was committed; retry")]
@@ -81,37 +88,43 @@ pub struct PushFailure {
     pub committed: usize,
 }
 
-/// Applies `req` to `space` for `user` (the authenticated user, `""` when anonymous).
-pub async fn push(
+/// Applies `req` to `space` for `caller` (a user, `""` when anonymous, under the default
+/// rule; or a [`Caller`] with its own).
+pub async fn push<'c>(
     store: &dyn Store,
     mutators: &Registry,
     config: &PushConfig,
     space: &SpaceId,
-    user: &str,
+    caller: impl Into<Caller<'c>>,
     req: &PushRequest,
 ) -> Result<PushOutcome, PushFailure> {
-    push_until(store, mutators, config, space, user, req, None).await
+    push_until(store, mutators, config, space, caller, req, None).await
 }
 
 /// [`push`], starting no retry and no further commit after `deadline`: commits made by
 /// then stand and the push answers with them (the client pushes the rest); with none
 /// made, the push fails with [`PushError::DeadlineExceeded`].
-pub async fn push_until(
+pub async fn push_until<'c>(
     store: &dyn Store,
     mutators: &Registry,
     config: &PushConfig,
     space: &SpaceId,
-    user: &str,
+    caller: impl Into<Caller<'c>>,
     req: &PushRequest,
     deadline: Option<Instant>,
 ) -> Result<PushOutcome, PushFailure> {
     let mut outcome = PushOutcome::default();
+    let caller = caller.into();
+    let mutations = within_client_cap(&req.mutations, config.max_clients_per_push);
+    outcome.truncated = mutations.len() < req.mutations.len();
     let run = Request {
+        mutations,
         store,
         mutators,
         config,
         space,
-        user,
+        user: caller.user,
+        caller,
         req,
         deadline,
     };
@@ -131,8 +144,25 @@ struct Request<'a> {
     config: &'a PushConfig,
     space: &'a SpaceId,
     user: &'a str,
+    caller: Caller<'a>,
     req: &'a PushRequest,
+    /// The request's mutations this push processes (see [`within_client_cap`]).
+    mutations: &'a [Mutation],
     deadline: Option<Instant>,
+}
+
+/// The longest prefix of `mutations` naming at most `cap` clients. A client group has a
+/// client per tab; a push naming more is cut there and answered like any truncated push
+/// (the client pushes the rest), so it neither costs an unbounded snapshot read nor is
+/// refused.
+fn within_client_cap(mutations: &[Mutation], cap: usize) -> &[Mutation] {
+    let mut seen = BTreeSet::new();
+    for (i, m) in mutations.iter().enumerate() {
+        if seen.insert(m.client_id.as_str()) && seen.len() > cap {
+            return &mutations[..i];
+        }
+    }
+    mutations
 }
 
 impl Request<'_> {
@@ -142,7 +172,6 @@ impl Request<'_> {
 
     async fn attempts(&self, outcome: &mut PushOutcome) -> Result<(), PushError> {
         let client_ids: Vec<String> = self
-            .req
             .mutations
             .iter()
             .map(|m| m.client_id.clone())
@@ -168,7 +197,10 @@ impl Request<'_> {
                 .push_snapshot(self.space, &self.req.client_group_id, &client_ids)
                 .await?
                 .ok_or(PushError::SpaceNotFound)?;
-            authorize(&snapshot, self.req, self.user)?;
+            self.caller
+                .authorize(self.space, Some(&snapshot.access), Action::Push)
+                .map_err(PushError::Refused)?;
+            check_clients(&snapshot, self.req, self.user)?;
             let mut run = Attempt::new(self, snapshot, mode, outcome.commits);
             match run.apply(outcome).await? {
                 AttemptEnd::Done => return Ok(()),
@@ -192,7 +224,8 @@ impl Request<'_> {
     }
 }
 
-fn authorize(snapshot: &PushSnapshot, req: &PushRequest, user: &str) -> Result<(), PushError> {
+/// The group must be the user's (its first user's), and every client the group's.
+fn check_clients(snapshot: &PushSnapshot, req: &PushRequest, user: &str) -> Result<(), PushError> {
     if let Some(owner) = &snapshot.group_owner
         && owner != user
     {
@@ -309,14 +342,14 @@ impl<'r, 'a> Attempt<'r, 'a> {
         outcome.failed += tally.failed;
         if let Ok(AttemptEnd::Done) = result {
             outcome.client_state_not_found = tally.client_state_not_found;
-            outcome.truncated = tally.truncated;
+            outcome.truncated |= tally.truncated;
         }
         result
     }
 
     async fn process(&mut self, tally: &mut Tally) -> Result<AttemptEnd, PushError> {
         let request = self.request;
-        for m in &request.req.mutations {
+        for m in request.mutations {
             let expected = self.lmids.get(&m.client_id).copied().unwrap_or(0) + 1;
             if m.id < expected {
                 continue;
