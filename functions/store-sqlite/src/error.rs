@@ -15,6 +15,15 @@ pub enum SqliteError {
     JournalMode(String),
     #[error("the database file has schema version {found}; this build supports up to {supported}")]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error("the database file has schema version {found}, which no build ever wrote")]
+    SchemaUnknown { found: i64 },
+    #[error("cannot migrate the database from schema version {from} to {to}: {source}")]
+    Migrate {
+        from: i64,
+        to: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error("a stored value is not valid JSON: {0}")]
@@ -23,6 +32,8 @@ pub enum SqliteError {
     EncodeValue(#[source] serde_json::Error),
     #[error("a live entry has no value")]
     MissingValue,
+    #[error("a space has the unknown link access {0:?}")]
+    UnknownLink(String),
     #[error("{what} is out of the range SQLite stores")]
     OutOfRange { what: &'static str },
     #[error("the database task did not finish: {0}")]
@@ -33,7 +44,9 @@ impl SqliteError {
     /// Another connection held the lock for longer than the busy timeout.
     fn is_busy(&self) -> bool {
         match self {
-            SqliteError::Sqlite(e) | SqliteError::Open { source: e, .. } => matches!(
+            SqliteError::Sqlite(e)
+            | SqliteError::Open { source: e, .. }
+            | SqliteError::Migrate { source: e, .. } => matches!(
                 e.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
@@ -47,8 +60,10 @@ impl From<SqliteError> for StoreError {
         match e {
             e @ (SqliteError::DecodeValue(_)
             | SqliteError::MissingValue
+            | SqliteError::UnknownLink(_)
             | SqliteError::OutOfRange { .. }
-            | SqliteError::SchemaTooNew { .. }) => StoreError::Corrupt(e.to_string()),
+            | SqliteError::SchemaTooNew { .. }
+            | SqliteError::SchemaUnknown { .. }) => StoreError::Corrupt(e.to_string()),
             e if e.is_busy() => StoreError::Throttled(e.to_string()),
             e => StoreError::Unavailable(e.to_string()),
         }

@@ -2,17 +2,27 @@
 //! database), for local runs and tests.
 //!
 //! Tables:
-//! - `spaces(id, version)`: one row per space, its version counter;
+//! - `spaces(id, version, owner, link)`: one row per space, its version counter and who
+//!   may use it (`owner` is `""` for spaces created without sign-in, `link` is `open` or
+//!   `members`); a partial index on `owner` (signed-in owners only) counts a user's spaces;
+//! - `space_members(space, user)`: one row per member of a space;
 //! - `entries(space, key, value, version, deleted)`: values as JSON text, soft-deleted so
 //!   that a pull can report `del`; indexed on `(space, version)` for pulls;
 //! - `clients(space, client_id, client_group_id, last_mutation_id, version)`: indexed on
 //!   `(space, client_group_id, version)`, which is exactly what a pull asks for;
 //! - `groups(space, group_id, owner)`.
 //!
+//! Members are rows rather than a JSON array on `spaces`: the primary key keeps each
+//! member once, an access change writes only the members it adds or removes, and nothing
+//! but values is stored as JSON that a reader must parse (and could find corrupt).
+//!
 //! rusqlite is blocking, so every call runs on tokio's blocking pool, with the single
 //! connection behind a mutex. One connection serializes all access, which also makes every
 //! read trivially consistent; the transactions are still there so that the file stays
 //! correct if another process opens it too.
+//!
+//! The schema has a version (`PRAGMA user_version`); opening an older file migrates it in
+//! place, in one transaction, and a newer one is refused.
 
 mod error;
 
@@ -20,22 +30,31 @@ pub use error::SqliteError;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use sync_core::SpaceId;
+use sync_core::auth::{ANONYMOUS, AccessChange, LinkAccess, SpaceAccess};
 use sync_core::store::{
-    ClientRecord, Commit, CommitOutcome, EntryChange, PullSnapshot, PushSnapshot, Store,
+    ClientRecord, Commit, CommitOutcome, Created, EntryChange, PullSnapshot, PushSnapshot, Store,
     StoreError, Version,
 };
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Bumped whenever the schema changes, so that a future version can migrate old files.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes: the number of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
+/// `MIGRATIONS[n]` takes a file from schema version `n` to `n + 1`. Never edit a step once
+/// released (files out there are at every version): add one and bump [`SCHEMA_VERSION`].
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, V1_TO_V2];
+
+/// Version 0 -> 1: the first schema. `IF NOT EXISTS` because version 0 is also a
+/// version-1 file whose version was never recorded (the first release created the tables
+/// and then set the version, in two steps).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS spaces (
     id      TEXT    NOT NULL PRIMARY KEY,
     version INTEGER NOT NULL
@@ -69,6 +88,27 @@ CREATE TABLE IF NOT EXISTS groups (
     PRIMARY KEY (space, group_id)
 ) WITHOUT ROWID;
 ";
+
+/// Version 1 -> 2: who may use each space. Spaces stored before are what
+/// [`SpaceAccess::legacy`] says: owned by nobody (`""`), open to anyone with the link.
+const V1_TO_V2: &str = "
+ALTER TABLE spaces ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE spaces ADD COLUMN link TEXT NOT NULL DEFAULT 'open'
+    CHECK (link IN ('open', 'members'));
+CREATE INDEX spaces_by_owner ON spaces (owner) WHERE owner <> '';
+
+CREATE TABLE space_members (
+    space TEXT NOT NULL,
+    user  TEXT NOT NULL,
+    PRIMARY KEY (space, user)
+) WITHOUT ROWID;
+";
+
+/// How many spaces `?1` owns, counting at most `?2`. The `owner <> ''` term matches the
+/// partial index's condition, which lets SQLite use it.
+const COUNT_OWNED: &str = "SELECT COUNT(*) FROM (
+    SELECT 1 FROM spaces WHERE owner = ?1 AND owner <> '' LIMIT ?2
+)";
 
 /// A [`Store`] on SQLite. Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -108,16 +148,8 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self, SqliteError> {
-        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if found > SCHEMA_VERSION {
-            return Err(SqliteError::SchemaTooNew {
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    fn init(mut conn: Connection) -> Result<Self, SqliteError> {
+        migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -148,15 +180,86 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
+    async fn create_space_for(
+        &self,
+        space: &SpaceId,
+        access: &SpaceAccess,
+        owner_limit: Option<usize>,
+    ) -> Result<Created, StoreError> {
+        let space = space.as_str().to_owned();
+        let access = access.clone();
+        self.run(move |conn| {
+            // IMMEDIATE: the existence check, the count and the insert hold the write lock
+            // throughout, so two creations cannot both pass the limit.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM spaces WHERE id = ?1")?
+                .exists(params![space])?;
+            if exists {
+                return Ok(Created::Exists);
+            }
+            if let Some(limit) = owner_limit
+                && access.owner != ANONYMOUS
+            {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let owned: i64 = tx
+                    .prepare_cached(COUNT_OWNED)?
+                    .query_row(params![access.owner, limit], |row| row.get(0))?;
+                if owned >= limit {
+                    return Ok(Created::OwnerAtLimit);
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO spaces (id, version, owner, link) VALUES (?1, 0, ?2, ?3)",
+            )?
+            .execute(params![space, access.owner, access.link.as_str()])?;
+            add_members(&tx, &space, &access.members)?;
+            tx.commit()?;
+            Ok(Created::Yes)
+        })
+        .await
+    }
+
+    async fn space_access(&self, space: &SpaceId) -> Result<Option<SpaceAccess>, StoreError> {
         let space = space.as_str().to_owned();
         self.run(move |conn| {
-            let inserted = conn
-                .prepare_cached(
-                    "INSERT INTO spaces (id, version) VALUES (?1, 0) ON CONFLICT (id) DO NOTHING",
-                )?
-                .execute(params![space])?;
-            Ok(inserted == 1)
+            // The space row and its members in one snapshot.
+            let tx = conn.transaction()?;
+            let access = read_space(&tx, &space)?.map(|(_, access)| access);
+            tx.commit()?;
+            Ok(access)
+        })
+        .await
+    }
+
+    async fn change_access(
+        &self,
+        space: &SpaceId,
+        change: &AccessChange,
+    ) -> Result<Option<SpaceAccess>, StoreError> {
+        let space = space.as_str().to_owned();
+        let change = change.clone();
+        self.run(move |conn| {
+            // IMMEDIATE: read, change and write back with no other writer in between.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some((_, before)) = read_space(&tx, &space)? else {
+                return Ok(None);
+            };
+            let after = change.applied_to(&before);
+            if after.link != before.link {
+                tx.prepare_cached("UPDATE spaces SET link = ?2 WHERE id = ?1")?
+                    .execute(params![space, after.link.as_str()])?;
+            }
+            {
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM space_members WHERE space = ?1 AND user = ?2")?;
+                for user in before.members.difference(&after.members) {
+                    stmt.execute(params![space, user])?;
+                }
+            }
+            add_members(&tx, &space, after.members.difference(&before.members))?;
+            tx.commit()?;
+            Ok(Some(after))
         })
         .await
     }
@@ -177,10 +280,10 @@ impl Store for SqliteStore {
         let client_ids = client_ids.to_vec();
         self.run(move |conn| {
             let tx = conn.transaction()?;
-            let Some(version) = read_version(&tx, &space)? else {
+            let Some((version, access)) = read_space(&tx, &space)? else {
                 return Ok(None);
             };
-            let mut clients = std::collections::HashMap::with_capacity(client_ids.len());
+            let mut clients = HashMap::with_capacity(client_ids.len());
             {
                 let mut stmt = tx.prepare_cached(
                     "SELECT client_group_id, last_mutation_id FROM clients
@@ -201,15 +304,13 @@ impl Store for SqliteStore {
                     }
                 }
             }
-            let group_owner = tx
-                .prepare_cached("SELECT owner FROM groups WHERE space = ?1 AND group_id = ?2")?
-                .query_row(params![space, group], |row| row.get::<_, String>(0))
-                .optional()?;
+            let group_owner = read_group_owner(&tx, &space, &group)?;
             tx.commit()?;
             Ok(Some(PushSnapshot {
                 version,
                 clients,
                 group_owner,
+                access,
             }))
         })
         .await
@@ -291,10 +392,10 @@ impl Store for SqliteStore {
         let space = space.as_str().to_owned();
         let group = client_group_id.to_owned();
         self.run(move |conn| {
-            // One read transaction: the version and the rows are of one snapshot (with
-            // WAL, also against writers in other processes).
+            // One read transaction: the version, the access and the rows are of one
+            // snapshot (with WAL, also against writers in other processes).
             let tx = conn.transaction()?;
-            let Some(version) = read_version(&tx, &space)? else {
+            let Some((version, access)) = read_space(&tx, &space)? else {
                 return Ok(None);
             };
             let since = to_db(since, "since")?;
@@ -332,11 +433,14 @@ impl Store for SqliteStore {
                     client_lmids.push((id, lmid));
                 }
             }
+            let group_owner = read_group_owner(&tx, &space, &group)?;
             tx.commit()?;
             Ok(Some(PullSnapshot {
                 version,
                 entries,
                 client_lmids,
+                access,
+                group_owner,
             }))
         })
         .await
@@ -396,6 +500,107 @@ fn apply_commit(tx: &Transaction<'_>, space: &str, commit: &Commit) -> Result<bo
     Ok(true)
 }
 
+/// Brings the file's schema to [`SCHEMA_VERSION`], all steps in one transaction: a failed
+/// migration leaves the file as it was.
+fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
+    if checked_schema_version(conn)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // IMMEDIATE: a second process opening the same file waits for the lock, then finds the
+    // file migrated (hence the second look at the version).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = checked_schema_version(&tx)?;
+    for (from, step) in (found..).zip(&MIGRATIONS[found as usize..]) {
+        tx.execute_batch(step)
+            .map_err(|source| SqliteError::Migrate {
+                from,
+                to: from + 1,
+                source,
+            })?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    if found > 0 {
+        tracing::info!(
+            from = found,
+            to = SCHEMA_VERSION,
+            "migrated the database schema"
+        );
+    }
+    Ok(())
+}
+
+/// The file's schema version, if this build can open it.
+fn checked_schema_version(conn: &Connection) -> Result<i64, SqliteError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found < 0 {
+        return Err(SqliteError::SchemaUnknown { found });
+    }
+    if found > SCHEMA_VERSION {
+        return Err(SqliteError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// The space's version and access (one row and its members: call within a transaction).
+fn read_space(
+    conn: &Connection,
+    space: &str,
+) -> Result<Option<(Version, SpaceAccess)>, SqliteError> {
+    let row = conn
+        .prepare_cached("SELECT version, owner, link FROM spaces WHERE id = ?1")?
+        .query_row(params![space], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((version, owner, link)) = row else {
+        return Ok(None);
+    };
+    let link = LinkAccess::parse(&link).ok_or(SqliteError::UnknownLink(link))?;
+    let members = conn
+        .prepare_cached("SELECT user FROM space_members WHERE space = ?1")?
+        .query_map(params![space], |row| row.get::<_, String>(0))?
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let access = SpaceAccess {
+        owner,
+        members,
+        link,
+    };
+    Ok(Some((from_db(version, "version")?, access)))
+}
+
+fn add_members<'a>(
+    tx: &Transaction<'_>,
+    space: &str,
+    users: impl IntoIterator<Item = &'a String>,
+) -> Result<(), SqliteError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO space_members (space, user) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for user in users {
+        stmt.execute(params![space, user])?;
+    }
+    Ok(())
+}
+
+fn read_group_owner(
+    conn: &Connection,
+    space: &str,
+    group: &str,
+) -> Result<Option<String>, SqliteError> {
+    Ok(conn
+        .prepare_cached("SELECT owner FROM groups WHERE space = ?1 AND group_id = ?2")?
+        .query_row(params![space, group], |row| row.get::<_, String>(0))
+        .optional()?)
+}
+
 fn read_version(conn: &Connection, space: &str) -> Result<Option<Version>, SqliteError> {
     conn.prepare_cached("SELECT version FROM spaces WHERE id = ?1")?
         .query_row(params![space], |row| row.get::<_, i64>(0))
@@ -415,4 +620,26 @@ fn to_db(n: u64, what: &'static str) -> Result<i64, SqliteError> {
 
 fn from_db(n: i64, what: &'static str) -> Result<u64, SqliteError> {
     u64::try_from(n).map_err(|_| SqliteError::OutOfRange { what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_an_owners_spaces_uses_the_owner_index() {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = store.conn.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {COUNT_OWNED}"))
+            .unwrap()
+            .query_map(params!["alice", 10], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("spaces_by_owner")),
+            "{plan:?}"
+        );
+    }
 }

@@ -1,10 +1,13 @@
 //! What only a file-backed store can show: data outlives the connection, and the file
 //! refuses what it cannot hold.
 
+use rusqlite::Connection;
 use serde_json::{Value, json};
-use store_sqlite::{SqliteError, SqliteStore};
+use std::path::Path;
+use store_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use sync_core::SpaceId;
-use sync_core::store::{ClientRecord, Commit, CommitOutcome, EntryChange, Store};
+use sync_core::auth::{AccessChange, LinkAccess, SpaceAccess};
+use sync_core::store::{ClientRecord, Commit, CommitOutcome, Created, EntryChange, Store};
 
 fn space(name: &str) -> SpaceId {
     SpaceId::parse(name).unwrap()
@@ -139,12 +142,308 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
     drop(SqliteStore::open(&path).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", 99).unwrap();
-    drop(conn);
+    for newer in [SCHEMA_VERSION + 1, 99] {
+        set_schema_version(&path, newer);
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, SqliteError::SchemaTooNew { found, .. } if found == newer),
+            "{err}"
+        );
+        assert_eq!(schema_version(&path), newer, "the file is left alone");
+    }
+    set_schema_version(&path, -1);
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(
-        matches!(err, SqliteError::SchemaTooNew { found: 99, .. }),
+        matches!(err, SqliteError::SchemaUnknown { found: -1 }),
         "{err}"
     );
+}
+
+/// The schema of version 1, as the first release created it.
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS spaces (
+    id      TEXT    NOT NULL PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS entries (
+    space   TEXT    NOT NULL,
+    key     TEXT    NOT NULL,
+    value   TEXT,
+    version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (space, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_version ON entries (space, version);
+
+CREATE TABLE IF NOT EXISTS clients (
+    space            TEXT    NOT NULL,
+    client_id        TEXT    NOT NULL,
+    client_group_id  TEXT    NOT NULL,
+    last_mutation_id INTEGER NOT NULL,
+    version          INTEGER NOT NULL,
+    PRIMARY KEY (space, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS clients_by_group_version
+    ON clients (space, client_group_id, version);
+
+CREATE TABLE IF NOT EXISTS groups (
+    space    TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    owner    TEXT NOT NULL,
+    PRIMARY KEY (space, group_id)
+) WITHOUT ROWID;
+";
+
+/// A file as the first release left it, at `user_version`: space `old` at version 2 (an
+/// entry written at 1, one written and one deleted at 2; clients of two groups) and the
+/// empty space `old-empty`.
+fn write_v1_file(path: &Path, user_version: i64) {
+    let conn = Connection::open(path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.execute_batch(SCHEMA_V1).unwrap();
+    conn.execute_batch(
+        r#"
+        INSERT INTO spaces (id, version) VALUES ('old', 2), ('old-empty', 0);
+        INSERT INTO entries (space, key, value, version, deleted) VALUES
+            ('old', 'a', '{"x":[1,2.5],"t":"héllo"}', 1, 0),
+            ('old', 'b', '"v"', 2, 0),
+            ('old', 'gone', NULL, 2, 1);
+        INSERT INTO clients (space, client_id, client_group_id, last_mutation_id, version)
+        VALUES ('old', 'c1', 'g1', 3, 2), ('old', 'c2', 'g2', 1, 1);
+        INSERT INTO groups (space, group_id, owner) VALUES ('old', 'g1', 'alice'), ('old', 'g2', '');
+        "#,
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", user_version)
+        .unwrap();
+}
+
+fn schema_version(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap()
+}
+
+fn set_schema_version(path: &Path, version: i64) {
+    Connection::open(path)
+        .unwrap()
+        .pragma_update(None, "user_version", version)
+        .unwrap();
+}
+
+/// Every table and index, as SQLite records it.
+fn schema_of(path: &Path) -> Vec<(String, String, Option<String>)> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
+        .unwrap();
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn columns_of_spaces(path: &Path) -> Vec<String> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('spaces')")
+        .unwrap();
+    stmt.query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// What [`write_v1_file`] wrote, read back through the store.
+async fn assert_v1_data_intact(store: &SqliteStore) {
+    let old = space("old");
+    let a = json!({"x": [1, 2.5], "t": "héllo"});
+    assert_eq!(store.space_version(&old).await.unwrap(), Some(2));
+    assert_eq!(
+        store.space_version(&space("old-empty")).await.unwrap(),
+        Some(0)
+    );
+    for s in ["old", "old-empty"] {
+        assert_eq!(
+            store.space_access(&space(s)).await.unwrap(),
+            Some(SpaceAccess::legacy()),
+            "{s}: open to anyone, owned by nobody"
+        );
+    }
+    assert_eq!(store.get_entry(&old, "a").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_entry(&old, "gone").await.unwrap(), None);
+    assert_eq!(
+        store.scan_entries(&old, "", 10).await.unwrap(),
+        vec![("a".to_owned(), a.clone()), ("b".to_owned(), json!("v"))]
+    );
+
+    let push = store
+        .push_snapshot(
+            &old,
+            "g1",
+            &["c1".to_owned(), "c2".to_owned(), "c3".to_owned()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(push.version, 2);
+    assert_eq!(push.access, SpaceAccess::legacy());
+    assert_eq!(push.group_owner.as_deref(), Some("alice"));
+    assert_eq!(push.clients.len(), 2);
+    assert_eq!(push.clients["c1"].last_mutation_id, 3);
+    assert_eq!(push.clients["c2"].client_group_id, "g2");
+
+    let pull = store.pull_snapshot(&old, "g1", 0).await.unwrap().unwrap();
+    assert_eq!(pull.version, 2);
+    assert_eq!(pull.access, SpaceAccess::legacy());
+    assert_eq!(pull.group_owner.as_deref(), Some("alice"));
+    assert_eq!(
+        pull.entries,
+        vec![
+            EntryChange {
+                key: "a".into(),
+                value: Some(a)
+            },
+            EntryChange {
+                key: "b".into(),
+                value: Some(json!("v"))
+            },
+            EntryChange {
+                key: "gone".into(),
+                value: None
+            },
+        ]
+    );
+    assert_eq!(pull.client_lmids, vec![("c1".to_owned(), 3)]);
+    let since_1 = store.pull_snapshot(&old, "g2", 1).await.unwrap().unwrap();
+    assert_eq!(since_1.entries.len(), 2, "b and gone");
+    assert_eq!(since_1.client_lmids, vec![], "c2 last changed at 1");
+    assert_eq!(since_1.group_owner.as_deref(), Some(""));
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    write_v1_file(&path, 1);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(schema_version(&path), SCHEMA_VERSION);
+    assert_v1_data_intact(&store).await;
+
+    // The migrated space keeps working, access included.
+    let old = space("old");
+    assert!(!store.create_space(&old).await.unwrap(), "still there");
+    assert_eq!(
+        store
+            .commit(&old, &commit(2, vec![("b", None)]))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+    let change = AccessChange {
+        add: ["bob".to_owned()].into(),
+        remove: Default::default(),
+        link: Some(LinkAccess::Members),
+    };
+    let changed = store.change_access(&old, &change).await.unwrap().unwrap();
+    assert_eq!(changed.members, ["bob".to_owned()].into());
+    // Legacy spaces count against nobody's limit.
+    let mine = SpaceAccess::new("carol", LinkAccess::Members);
+    assert_eq!(
+        store
+            .create_space_for(&space("new"), &mine, Some(1))
+            .await
+            .unwrap(),
+        Created::Yes
+    );
+    assert_eq!(
+        store
+            .create_space_for(&space("newer"), &mine, Some(1))
+            .await
+            .unwrap(),
+        Created::OwnerAtLimit
+    );
+    drop(store);
+
+    // Reopening does not migrate again, and the file now has the schema of a new one.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.space_access(&old).await.unwrap(), Some(changed));
+    assert_eq!(store.space_version(&old).await.unwrap(), Some(3));
+    assert_eq!(store.space_access(&space("new")).await.unwrap(), Some(mine));
+    drop(store);
+    let fresh = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh).unwrap());
+    assert_eq!(schema_of(&path), schema_of(&fresh));
+}
+
+#[tokio::test]
+async fn a_version_1_file_whose_version_was_never_recorded_is_migrated() {
+    // The first release created the tables, then set the version: a crash in between
+    // left its tables at version 0.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v0.db");
+    write_v1_file(&path, 0);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(schema_version(&path), SCHEMA_VERSION);
+    assert_v1_data_intact(&store).await;
+}
+
+#[tokio::test]
+async fn a_failed_migration_leaves_the_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    write_v1_file(&path, 1);
+    // A table in the way of the migration's own.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE space_members (unrelated TEXT)")
+        .unwrap();
+
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, SqliteError::Migrate { from: 1, to: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(schema_version(&path), 1);
+    assert_eq!(
+        columns_of_spaces(&path),
+        ["id", "version"],
+        "no column added"
+    );
+
+    // Out of the way, the migration goes through.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE space_members")
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(columns_of_spaces(&path), ["id", "version", "owner", "link"]);
+    assert_v1_data_intact(&store).await;
+}
+
+#[tokio::test]
+async fn stores_opening_a_version_1_file_at_once_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    write_v1_file(&path, 1);
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || SqliteStore::open(path))
+        })
+        .collect();
+    let stores: Vec<SqliteStore> = openers
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(schema_version(&path), SCHEMA_VERSION);
+    for store in &stores {
+        assert_v1_data_intact(store).await;
+    }
 }
