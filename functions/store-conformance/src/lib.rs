@@ -52,6 +52,15 @@ pub async fn run_all(store: Arc<dyn Store>) {
         ("api_poison_mutations", |s| {
             Box::pin(api_poison_mutations(s))
         }),
+        ("access_is_recorded_and_read_back", |s| {
+            Box::pin(access_is_recorded_and_read_back(s))
+        }),
+        ("spaces_per_owner_are_limited", |s| {
+            Box::pin(spaces_per_owner_are_limited(s))
+        }),
+        ("api_cross_user_access", |s| {
+            Box::pin(api_cross_user_access(s))
+        }),
         ("api_failed_mutations_count_against_commit_limits", |s| {
             Box::pin(api_failed_mutations_count_against_commit_limits(s))
         }),
