@@ -5,7 +5,9 @@
 // on Node 20 pass one in (e.g. `import { WebSocket } from 'ws'`).
 //
 // Behaviour:
-// - opens `url` with `?spaceID=<spaceID>` added;
+// - opens `url` with `?spaceID=<spaceID>` added, and `&token=<JWT>` when a `token`
+//   function is given (browsers cannot set an Authorization header on a WebSocket); the
+//   function is asked again before every attempt, so a reconnect carries a fresh token;
 // - calls `rep.pull()` on every `poke` text frame and on every (re)connect, so changes
 //   made while the socket was down are seen;
 // - sends `{"action":"ping"}` every `keepAliveMs` while open (API Gateway closes a
@@ -46,20 +48,23 @@ export function backoffDelay(attempt, options = {}) {
 }
 
 /**
- * `url` with `spaceID` set as a query parameter (other parameters are kept).
+ * `url` with `spaceID` (and `token`, when given) set as query parameters (other
+ * parameters are kept).
  * @param {string} url
  * @param {string} spaceID
+ * @param {string|null} [token]
  */
-export function pokeURL(url, spaceID) {
+export function pokeURL(url, spaceID, token) {
   const u = new URL(url);
   u.searchParams.set('spaceID', spaceID);
+  if (typeof token === 'string' && token !== '') u.searchParams.set('token', token);
   return u.toString();
 }
 
 /**
  * @typedef {{type: string, [key: string]: unknown}} PokeEvent
  * Events passed to `onEvent`:
- * - `{type:'connecting', attempt, url}`
+ * - `{type:'connecting', attempt, url, withToken}`: `url` never includes the token
  * - `{type:'open', reconnect}`: `reconnect` is false for the first successful open
  * - `{type:'poke'}`
  * - `{type:'message', data}`: any other frame
@@ -78,6 +83,9 @@ export function pokeURL(url, spaceID) {
  * @param {string} options.url WebSocket URL without `spaceID` (ws:, wss:, or http(s): which is mapped to ws(s):)
  * @param {string} options.spaceID
  * @param {{pull: (opts?: {now?: boolean}) => unknown}} options.rep anything with `pull()`
+ * @param {() => (string|null|undefined|Promise<string|null|undefined>)} [options.token]
+ *   the bearer token for the next attempt (called before each one; no token: none sent;
+ *   throwing or taking longer than `connectTimeoutMs` fails the attempt, which is retried)
  * @param {typeof WebSocket} [options.WebSocketImpl] defaults to the global `WebSocket`
  * @param {number} [options.keepAliveMs]
  * @param {number} [options.minBackoffMs]
@@ -91,6 +99,7 @@ export function connectPokes({
   url,
   spaceID,
   rep,
+  token,
   WebSocketImpl = globalThis.WebSocket,
   keepAliveMs = DEFAULTS.keepAliveMs,
   minBackoffMs = DEFAULTS.minBackoffMs,
@@ -109,6 +118,9 @@ export function connectPokes({
   if (!rep || typeof rep.pull !== 'function') {
     throw new TypeError('connectPokes: rep must have a pull() method');
   }
+  if (token !== undefined && typeof token !== 'function') {
+    throw new TypeError('connectPokes: token must be a function');
+  }
   const target = pokeURL(url.replace(/^http/i, 'ws'), spaceID);
 
   let closed = false;
@@ -120,6 +132,7 @@ export function connectPokes({
   let retryTimer = null;
   let connectTimer = null;
   let keepAliveTimer = null;
+  let tokenTimer = null;
 
   const emit = (event) => {
     try {
@@ -145,14 +158,50 @@ export function connectPokes({
     keepAliveTimer = null;
   };
 
+  // Resolves to the token for the next attempt.
+  const nextToken = () =>
+    new Promise((resolve, reject) => {
+      tokenTimer = setTimeout(
+        () => reject(new Error(`no token after ${connectTimeoutMs} ms`)),
+        connectTimeoutMs,
+      );
+      Promise.resolve()
+        .then(() => token())
+        .then(resolve, reject);
+    }).finally(() => {
+      clearTimeout(tokenTimer);
+      tokenTimer = null;
+    });
+
   const connect = () => {
     retryTimer = null;
     if (closed) return;
     attempts += 1;
-    emit({ type: 'connecting', attempt: attempts, url: target });
+    if (!token) {
+      open(undefined);
+      return;
+    }
+    const attempt = attempts;
+    nextToken().then(
+      (t) => {
+        if (!closed && attempt === attempts) open(t);
+      },
+      (error) => {
+        if (closed || attempt !== attempts) return;
+        emit({ type: 'connecting', attempt, url: target, withToken: false });
+        emit({ type: 'error', error });
+        emit({ type: 'close', code: 1006, reason: 'no token', wasOpen: false });
+        scheduleRetry();
+      },
+    );
+  };
+
+  const open = (tok) => {
+    const withToken = typeof tok === 'string' && tok !== '';
+    emit({ type: 'connecting', attempt: attempts, url: target, withToken });
     let ws;
     try {
-      ws = new WebSocketImpl(target);
+      ws = new WebSocketImpl(withToken ? pokeURL(target, spaceID, tok) : target);
     } catch (error) {
       emit({ type: 'error', error });
       scheduleRetry();
@@ -260,6 +309,7 @@ export function connectPokes({
       closed = true;
       clearTimeout(retryTimer);
       retryTimer = null;
+      clearTimeout(tokenTimer);
       clearTimers();
       const ws = socket;
       socket = null;

@@ -71,6 +71,13 @@ test('/ creates a space and redirects to it; an unknown space goes back to /', a
   });
   await page.waitForSelector('#count[data-count="0"]');
   assert.equal(await page.textContent('#space-id'), created);
+  // AUTH_MODE=none: no sign-in, no access card, nobody signed in.
+  for (const id of ['signin', 'no-access', 'share', 'user']) {
+    assert.equal(await page.isVisible(`#${id}`), false, `#${id} is hidden`);
+  }
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('counter-auth')), null);
+  const dbs = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  assert.ok(dbs.some((n) => n.includes(`counter-${created}`)), `the name is as before: ${dbs}`);
 
   // A well-formed ID that does not exist: back to /, which makes a new space.
   visited.length = 0;

@@ -154,11 +154,13 @@ function answers(url) {
   });
 }
 
-/** POST JSON to the API; returns {status, json}. */
-export async function api(origin, route, body, query = '') {
+/** POST JSON to the API (with `Authorization: Bearer <token>` when given); returns {status, json}. */
+export async function api(origin, route, body, query = '', token = undefined) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${origin}/api/replicache/${route}${query}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers,
     body: JSON.stringify(body),
   });
   const text = await res.text();
@@ -171,8 +173,26 @@ export async function api(origin, route, body, query = '') {
   return { status: res.status, json, text };
 }
 
-/** The server's count for a space, read with a fresh client group's first pull. */
-export async function serverCount(origin, spaceID) {
+/**
+ * A token from the local server's development sign-in (`AUTH_MODE=jwt`):
+ * `{token, user, expiresAt}`.
+ */
+export async function devToken(origin, name) {
+  const res = await fetch(`${origin}/api/dev/signIn`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`dev sign-in answered ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+/**
+ * The server's count for a space, read with a fresh client group's first pull (as the
+ * user of `token` in `AUTH_MODE=jwt`).
+ */
+export async function serverCount(origin, spaceID, token = undefined) {
   const { status, json } = await api(
     origin,
     'pull',
@@ -184,6 +204,7 @@ export async function serverCount(origin, spaceID) {
       cookie: null,
     },
     `?spaceID=${encodeURIComponent(spaceID)}`,
+    token,
   );
   if (status !== 200) throw new Error(`pull answered ${status}`);
   let count;
@@ -199,16 +220,17 @@ export async function serverCount(origin, spaceID) {
  * depends on have landed) and returns the count then, for the caller to assert exactly:
  * a count that overshoots is returned at once, so `assert.equal` still catches it.
  */
-export async function settledServerCount(origin, spaceID, atLeast, what, options) {
+export async function settledServerCount(origin, spaceID, atLeast, what, options = {}) {
+  const { token, ...waitOptions } = options;
   let seen = 'none yet';
   return waitFor(
     async () => {
-      const n = await serverCount(origin, spaceID);
+      const n = await serverCount(origin, spaceID, token);
       seen = n;
       return n >= atLeast ? { count: n } : null;
     },
     () => `${what}: server count >= ${atLeast} (last seen: ${seen})`,
-    options,
+    waitOptions,
   ).then((r) => r.count);
 }
 
@@ -229,9 +251,9 @@ export async function launchBrowser() {
   });
 }
 
-/** A page with its console errors and uncaught exceptions collected. */
-export async function newPage(browser, name) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+/** A page with its console errors and uncaught exceptions collected (in `context`, or a new one). */
+export async function newPage(browser, name, context = undefined) {
+  context ??= await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const page = await context.newPage();
   page.problems = [];
   page.on('pageerror', (e) => page.problems.push(`${name}: uncaught ${e.message}`));
@@ -256,10 +278,10 @@ export async function waitForCount(page, value, timeout = 10_000) {
   return Date.now() - started;
 }
 
-export async function screenshot(page, name) {
+export async function screenshot(page, name, { fullPage = false } = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
+  await page.screenshot({ path: file, fullPage });
   return file;
 }
 

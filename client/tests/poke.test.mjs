@@ -78,6 +78,94 @@ test('pokeURL adds spaceID and keeps other parameters', () => {
     'wss://x.execute-api.eu-west-1.amazonaws.com/live?x=1&spaceID=a-b_c',
   );
   assert.equal(pokeURL('ws://h/p?spaceID=old', 'new'), 'ws://h/p?spaceID=new');
+  assert.equal(pokeURL('ws://h/p', 'abc', 'a.b-c_d'), 'ws://h/p?spaceID=abc&token=a.b-c_d');
+  assert.equal(pokeURL('ws://h/p', 'abc', null), 'ws://h/p?spaceID=abc');
+  assert.equal(pokeURL('ws://h/p', 'abc', ''), 'ws://h/p?spaceID=abc');
+});
+
+test('token: asked before every attempt, sent as ?token=, never in events', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const rep = fakeRep();
+  const rec = recorder();
+  let issued = 0;
+  const pokes = connectPokes({
+    url: server.url,
+    spaceID: 's1',
+    rep,
+    WebSocketImpl: WebSocket,
+    minBackoffMs: 10,
+    maxBackoffMs: 20,
+    // Async, as a token renewal is.
+    token: async () => {
+      issued += 1;
+      await sleep(5);
+      return `tok${issued}`;
+    },
+    onEvent: rec.onEvent,
+  });
+  t.after(() => pokes.close());
+  await waitFor(() => rep.pulls === 1, { what: 'connect' });
+  assert.equal(server.connections[0].url, '/api/replicache/poke?spaceID=s1&token=tok1');
+  server.open[0].ws.terminate();
+  await waitFor(() => server.open.length === 1 && rep.pulls === 2, { what: 'reconnect' });
+  assert.equal(server.connections[1].url, '/api/replicache/poke?spaceID=s1&token=tok2', 'a fresh token');
+  const connecting = rec.of('connecting');
+  assert.deepEqual(connecting.map((e) => e.withToken), [true, true]);
+  for (const e of connecting) assert.doesNotMatch(e.url, /token/);
+});
+
+test('token: none means no parameter; a failing or hanging token function is retried', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const rep = fakeRep();
+  const rec = recorder();
+  let calls = 0;
+  const pokes = connectPokes({
+    url: server.url,
+    spaceID: 's2',
+    rep,
+    WebSocketImpl: WebSocket,
+    minBackoffMs: 10,
+    maxBackoffMs: 20,
+    connectTimeoutMs: 100,
+    token: () => {
+      calls += 1;
+      if (calls === 1) throw new Error('signed out for now');
+      if (calls === 2) return Promise.reject(new Error('renewal failed'));
+      if (calls === 3) return new Promise(() => {}); // never answers
+      return null;
+    },
+    onEvent: rec.onEvent,
+  });
+  t.after(() => pokes.close());
+  await waitFor(() => rep.pulls === 1, { what: 'the fourth attempt to connect' });
+  assert.equal(calls, 4);
+  assert.equal(server.connections.length, 1, 'no socket without a token answer');
+  assert.equal(server.connections[0].url, '/api/replicache/poke?spaceID=s2');
+  assert.deepEqual(
+    rec.of('error').map((e) => e.error.message),
+    ['signed out for now', 'renewal failed', 'no token after 100 ms'],
+  );
+  assert.equal(rec.of('retry').length, 3);
+});
+
+test('token: close() while a token is awaited opens nothing', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  let answer;
+  const pokes = connectPokes({
+    url: server.url,
+    spaceID: 's3',
+    rep: fakeRep(),
+    WebSocketImpl: WebSocket,
+    token: () => new Promise((r) => (answer = r)),
+  });
+  await waitFor(() => typeof answer === 'function', { what: 'the token to be asked for' });
+  pokes.close();
+  answer('late');
+  await sleep(100);
+  assert.equal(server.connections.length, 0);
 });
 
 test('backoffDelay doubles, is capped, and jitters within the upper half', () => {
@@ -411,4 +499,8 @@ test('argument checks', () => {
   assert.throws(() => connectPokes({ url: '', spaceID: 's', rep, WebSocketImpl: WebSocket }), /url/);
   assert.throws(() => connectPokes({ url: 'ws://x', spaceID: '', rep, WebSocketImpl: WebSocket }), /spaceID/);
   assert.throws(() => connectPokes({ url: 'ws://x', spaceID: 's', rep: {}, WebSocketImpl: WebSocket }), /pull/);
+  assert.throws(
+    () => connectPokes({ url: 'ws://x', spaceID: 's', rep, WebSocketImpl: WebSocket, token: 'jwt' }),
+    /token/,
+  );
 });

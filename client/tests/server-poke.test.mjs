@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { WebSocket } from 'ws';
 import { connectPokes } from '../src/poke.js';
-import { api, sleep, startServer, waitFor } from './harness.mjs';
+import { api, devToken, sleep, startServer, waitFor } from './harness.mjs';
 
 let server;
 before(async () => {
@@ -13,9 +13,9 @@ before(async () => {
 });
 after(() => server?.stop());
 
-function push(spaceID, clientID, id) {
+function push(spaceID, clientID, id, origin = server.origin, token = undefined) {
   return api(
-    server.origin,
+    origin,
     'push',
     {
       pushVersion: 1,
@@ -25,7 +25,32 @@ function push(spaceID, clientID, id) {
       mutations: [{ clientID, id, name: 'increment', args: 1, timestamp: 1 }],
     },
     `?spaceID=${spaceID}`,
+    token,
   );
+}
+
+/** The status of a WebSocket upgrade request to `url` (101 when it is accepted). */
+function upgradeStatus(url) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+      },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 test('pokes arrive after pushes, and keep-alive pings do not disturb the socket', async (t) => {
@@ -63,26 +88,7 @@ test('pokes arrive after pushes, and keep-alive pings do not disturb the socket'
 });
 
 test('an unknown space is refused before the upgrade', async () => {
-  const status = await new Promise((resolve, reject) => {
-    const req = http.request(`${server.origin}/api/replicache/poke?spaceID=noSuchSpace123`, {
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
-      },
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve(res.statusCode);
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const status = await upgradeStatus(`${server.origin}/api/replicache/poke?spaceID=noSuchSpace123`);
   assert.ok(status >= 400 && status < 500, `status ${status}`);
 
   const events = [];
@@ -106,4 +112,40 @@ test('an unknown space is refused before the upgrade', async () => {
     pokes.close();
   }
   assert.equal(events.filter((e) => e.type === 'open').length, 0, 'no attempt opened');
+});
+
+test('AUTH_MODE=jwt: the socket needs ?token= (401 without, 404 for a stranger); the helper sends it', async (t) => {
+  const jwt = await startServer({ env: { AUTH_MODE: 'jwt' }, logName: 'server-poke-jwt' });
+  t.after(() => jwt.stop());
+  const owner = await devToken(jwt.origin, 'olivia');
+  const { json } = await api(jwt.origin, 'createSpace', {}, '', owner.token);
+  const spaceID = json.spaceID;
+  const poke = `${jwt.origin}/api/replicache/poke?spaceID=${spaceID}`;
+  const stranger = await devToken(jwt.origin, 'sam');
+  assert.equal(await upgradeStatus(poke), 401, 'no token');
+  assert.equal(await upgradeStatus(`${poke}&token=not.a.jwt`), 401, 'a bad token');
+  assert.equal(await upgradeStatus(`${poke}&token=${stranger.token}`), 404, 'a stranger: as if unknown');
+  assert.equal(await upgradeStatus(`${poke}&token=${owner.token}`), 101, 'the owner');
+
+  const pulls = [];
+  const asked = [];
+  const pokes = connectPokes({
+    url: `ws://127.0.0.1:${jwt.port}/api/replicache/poke`,
+    spaceID,
+    rep: { pull: () => void pulls.push(Date.now()) },
+    WebSocketImpl: WebSocket,
+    minBackoffMs: 20,
+    maxBackoffMs: 40,
+    token: async () => {
+      const { token } = await devToken(jwt.origin, 'olivia');
+      asked.push(token);
+      return token;
+    },
+  });
+  t.after(() => pokes.close());
+  await waitFor(() => pulls.length === 1, 'pull on connect');
+  const res = await push(spaceID, 'c1', 1, jwt.origin, owner.token);
+  assert.equal(res.status, 200, res.text);
+  await waitFor(() => pulls.length === 2, 'pull after the push');
+  assert.equal(asked.length, 1);
 });
