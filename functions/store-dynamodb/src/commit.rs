@@ -1,4 +1,4 @@
-//! Writes: creating a space, and building and sending a commit.
+//! Writes of a commit: building and sending it.
 //!
 //! A commit is one `TransactWriteItems` whose first action moves the space version from
 //! `expected` to `next` under a condition, so a commit that lost the race writes nothing
@@ -9,11 +9,9 @@
 
 use crate::errors::{invalid_request, store_error, transact_write_outcome};
 use crate::item::{self, Item, entry_item, n, s};
-use crate::schema::{self, space_pk};
+use crate::schema;
 use crate::store::DynamoStore;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use std::time::{SystemTime, UNIX_EPOCH};
-use sync_core::SpaceId;
 use sync_core::store::{Commit, CommitOutcome, StoreError};
 
 /// Actions one `TransactWriteItems` may hold.
@@ -26,35 +24,6 @@ const HEAD_VERSION_IS_EXPECTED: &str = "#hv = :expected";
 const ITEM_IS_NEW: &str = "attribute_not_exists(#pk)";
 
 impl DynamoStore {
-    /// Creates the space item at version 0; `false` when it exists.
-    pub(crate) async fn put_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
-        let mut meta = item::key(&space_pk(space.as_str()), schema::META_SK);
-        meta.insert(schema::HEAD_VERSION.to_owned(), n(0));
-        meta.insert(schema::CREATED_AT.to_owned(), n(now_millis()));
-        let result = self
-            .client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(meta))
-            .condition_expression(ITEM_IS_NEW)
-            .expression_attribute_names("#pk", schema::PK)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Also what a retry finds after a try that created the space but whose answer
-            // was lost: the space exists either way.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(store_error("PutItem", &err)),
-        }
-    }
-
     /// Writes `commit` to the space's partition `pk`.
     pub(crate) async fn write_commit(
         &self,
@@ -185,10 +154,4 @@ impl DynamoStore {
         let put = put.build().map_err(invalid_request)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

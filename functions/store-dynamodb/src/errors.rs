@@ -112,6 +112,51 @@ pub(crate) fn transact_write_outcome(
     Err(error)
 }
 
+/// How the `TransactWriteItems` creating a space under its owner's limit (the space
+/// item's `Put` first, the owner's count second) was cancelled. Nothing was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreationCancelled {
+    /// The space item exists.
+    Exists,
+    /// The owner's count is at the limit.
+    OwnerAtLimit,
+    /// Another transaction held one of the items (a creation by the same owner): try
+    /// again.
+    Conflict,
+}
+
+/// What the final error of a space creation's `TransactWriteItems` means (see
+/// [`CreationCancelled`]); throttling is [`StoreError::Throttled`], anything else
+/// [`StoreError::Rejected`].
+pub(crate) fn creation_cancelled(
+    err: &SdkError<TransactWriteItemsError, HttpResponse>,
+) -> Result<CreationCancelled, StoreError> {
+    const OP: &str = "TransactWriteItems";
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return Err(store_error(OP, err));
+    };
+    let reasons = cancelled.cancellation_reasons();
+    let failed = |at: usize| {
+        reasons.get(at).and_then(CancellationReason::code) == Some(CONDITIONAL_CHECK_FAILED)
+    };
+    if failed(0) {
+        return Ok(CreationCancelled::Exists);
+    }
+    if failed(1) {
+        return Ok(CreationCancelled::OwnerAtLimit);
+    }
+    let text = describe(OP, err);
+    let error = match write_cancellation(reasons) {
+        Cancellation::Conflict => return Ok(CreationCancelled::Conflict),
+        Cancellation::Throttled => StoreError::Throttled(text),
+        Cancellation::Other => StoreError::Rejected(text),
+    };
+    log(OP, &error);
+    Err(error)
+}
+
 /// Logs a failure the engine is about to see.
 pub(crate) fn log(op: &str, error: &StoreError) {
     tracing::warn!(operation = op, temporary = error.is_temporary(), %error,
@@ -231,6 +276,54 @@ mod tests {
         for (codes, expected) in cases {
             assert_eq!(write_cancellation(&reasons(codes)), *expected, "{codes:?}");
         }
+    }
+
+    fn cancelled_write(codes: &[&str]) -> SdkError<TransactWriteItemsError, HttpResponse> {
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        let cancelled = TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons(codes)))
+            .meta(
+                ErrorMetadata::builder()
+                    .code("TransactionCanceledException")
+                    .build(),
+            )
+            .build();
+        let raw = HttpResponse::new(400.try_into().unwrap(), SdkBody::from("{}"));
+        SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(cancelled),
+            raw,
+        )
+    }
+
+    #[test]
+    fn creation_cancellations_say_what_stood_in_the_way() {
+        use CreationCancelled::*;
+        let cases: &[(&[&str], CreationCancelled)] = &[
+            (&["ConditionalCheckFailed", "None"], Exists),
+            // Both: the space exists, as the memory store says first.
+            (
+                &["ConditionalCheckFailed", "ConditionalCheckFailed"],
+                Exists,
+            ),
+            (&["None", "ConditionalCheckFailed"], OwnerAtLimit),
+            (&["None", "TransactionConflict"], Conflict),
+            (&["TransactionConflict", "None"], Conflict),
+        ];
+        for (codes, expected) in cases {
+            assert_eq!(
+                creation_cancelled(&cancelled_write(codes)).unwrap(),
+                *expected,
+                "{codes:?}"
+            );
+        }
+        assert!(matches!(
+            creation_cancelled(&cancelled_write(&["None", "ThrottlingError"])),
+            Err(StoreError::Throttled(_))
+        ));
+        assert!(matches!(
+            creation_cancelled(&cancelled_write(&["ValidationError", "None"])),
+            Err(StoreError::Rejected(_))
+        ));
     }
 
     #[test]

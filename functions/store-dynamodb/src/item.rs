@@ -5,7 +5,8 @@
 use crate::schema;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use sync_core::auth::{ANONYMOUS, LinkAccess, SpaceAccess};
 use sync_core::store::StoreError;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -66,6 +67,53 @@ pub(crate) fn get_head_items(meta: &Item) -> Result<Vec<String>, StoreError> {
         Some(_) => Err(corrupt(schema::HEAD_ITEMS, "is not a list")),
         None => Ok(Vec::new()),
     }
+}
+
+/// Who may use the space, from its space item. Each attribute reads as
+/// [`SpaceAccess::legacy`] has it when absent (see [`schema::LINK`]); the owner is never
+/// one of the members, whatever the item holds.
+pub(crate) fn get_access(meta: &Item) -> Result<SpaceAccess, StoreError> {
+    let owner = match meta.get(schema::OWNER) {
+        None => ANONYMOUS.to_owned(),
+        Some(_) => get_s(meta, schema::OWNER)?.to_owned(),
+    };
+    let link = match meta.get(schema::LINK) {
+        None => LinkAccess::Open,
+        Some(_) => LinkAccess::parse(get_s(meta, schema::LINK)?)
+            .ok_or_else(|| corrupt(schema::LINK, "is neither `open` nor `members`"))?,
+    };
+    let mut members: BTreeSet<String> = match meta.get(schema::MEMBERS) {
+        None => BTreeSet::new(),
+        Some(AttributeValue::Ss(users)) => users.iter().cloned().collect(),
+        Some(_) => return Err(corrupt(schema::MEMBERS, "is not a string set")),
+    };
+    members.remove(&owner);
+    Ok(SpaceAccess {
+        owner,
+        members,
+        link,
+    })
+}
+
+/// The attributes of a space item that record `access` (see [`get_access`]): the owner
+/// unless anonymous, the link access, the members when there are any.
+pub(crate) fn access_attributes(access: &SpaceAccess) -> Item {
+    let mut attributes = HashMap::from([(schema::LINK.to_owned(), s(access.link.as_str()))]);
+    if access.owner != ANONYMOUS {
+        attributes.insert(schema::OWNER.to_owned(), s(&access.owner));
+    }
+    if let Some(members) = string_set(access.members.iter().filter(|m| **m != access.owner)) {
+        attributes.insert(schema::MEMBERS.to_owned(), members);
+    }
+    attributes
+}
+
+/// A string set of `values`; `None` when there are none (DynamoDB has no empty sets).
+pub(crate) fn string_set<'a>(
+    values: impl IntoIterator<Item = &'a String>,
+) -> Option<AttributeValue> {
+    let values: Vec<String> = values.into_iter().cloned().collect();
+    (!values.is_empty()).then_some(AttributeValue::Ss(values))
 }
 
 /// The live value of an entry item; `None` when it is deleted.
@@ -143,5 +191,51 @@ mod tests {
         );
         item.insert(schema::VERSION.to_owned(), AttributeValue::N("-1".into()));
         assert!(get_n(&item, schema::VERSION).is_err());
+    }
+
+    #[test]
+    fn access_round_trips_and_old_space_items_are_legacy() {
+        let mut access = SpaceAccess::new("alice", LinkAccess::Members);
+        access
+            .members
+            .extend(["bob".to_owned(), "carol".to_owned()]);
+        let mut item = key("space#s", schema::META_SK);
+        item.extend(access_attributes(&access));
+        assert_eq!(get_access(&item).unwrap(), access);
+
+        // Nobody's, open, no members: only the link is written.
+        let legacy = SpaceAccess::legacy();
+        let attributes = access_attributes(&legacy);
+        assert_eq!(attributes.len(), 1);
+        assert_eq!(get_access(&attributes).unwrap(), legacy);
+        // A space item from before access was recorded.
+        assert_eq!(
+            get_access(&key("space#s", schema::META_SK)).unwrap(),
+            legacy
+        );
+    }
+
+    #[test]
+    fn the_owner_is_never_a_member_and_odd_access_is_corrupt() {
+        let mut item = key("space#s", schema::META_SK);
+        item.insert(schema::OWNER.to_owned(), s("alice"));
+        item.insert(
+            schema::MEMBERS.to_owned(),
+            AttributeValue::Ss(vec!["alice".into(), "bob".into()]),
+        );
+        let access = get_access(&item).unwrap();
+        assert_eq!(access.members, ["bob".to_owned()].into());
+        assert_eq!(access.link, LinkAccess::Open);
+
+        item.insert(schema::LINK.to_owned(), s("everyone"));
+        let err = get_access(&item).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)));
+        assert!(
+            !err.to_string().contains("everyone"),
+            "messages carry no data"
+        );
+        item.insert(schema::LINK.to_owned(), s("members"));
+        item.insert(schema::MEMBERS.to_owned(), s("bob"));
+        assert!(matches!(get_access(&item), Err(StoreError::Corrupt(_))));
     }
 }

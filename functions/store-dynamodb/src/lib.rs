@@ -8,6 +8,7 @@
 //! # let _ = store; Ok(()) }
 //! ```
 
+mod access;
 mod client;
 mod commit;
 mod counter;

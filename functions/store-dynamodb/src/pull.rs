@@ -1,9 +1,11 @@
-//! A pull's snapshot on DynamoDB: the space as of one version, from a consistent `GetItem`
-//! of the space item and a consistent `Query` of the version index.
+//! A pull's snapshot on DynamoDB: the space as of one version, from a consistent
+//! `BatchGetItem` of the space item (version, access) and the client group's item (its
+//! owner), and a consistent `Query` of the version index.
 //!
-//! DynamoDB has no read snapshot across items. A `GetItem` is serializable with a
-//! transaction, but a `Query` is only read-committed: it reads item by item while commits
-//! land. So the snapshot is checked, not assumed:
+//! DynamoDB has no read snapshot across items. Each item a `BatchGetItem` reads is read
+//! as a `GetItem` would be, serializable with a transaction, but a `Query` is only
+//! read-committed: it reads item by item while commits land. So the snapshot is checked,
+//! not assumed:
 //! - the `Query` has no upper bound: a row newer than the version read means a commit
 //!   landed meanwhile, and the read is redone (a bounded number of times), never answered
 //!   without that row;
@@ -13,13 +15,14 @@
 //! Every row the `Query` returns at or below the version is then the row as of that
 //! version: a later commit would have given it a larger version.
 
-use crate::item::{Item, entry_value, get_head_items, get_n, get_s, n, s};
+use crate::item::{Item, entry_value, get_access, get_head_items, get_n, get_s, n, s};
 use crate::schema::{self, space_pk};
 use crate::store::DynamoStore;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use sync_core::SpaceId;
+use sync_core::auth::SpaceAccess;
 use sync_core::store::{EntryChange, PullSnapshot, StoreError, Version};
 
 /// Reads of the whole snapshot before a pull gives up with a temporary error. Each redo
@@ -59,6 +62,14 @@ impl PullStats {
     }
 }
 
+/// What a read of the snapshot starts from: the space item, the access it records, and
+/// the group's owner.
+struct Head {
+    meta: Item,
+    access: SpaceAccess,
+    group_owner: Option<String>,
+}
+
 /// What one read of the snapshot found.
 enum Read {
     Snapshot(PullSnapshot),
@@ -79,10 +90,30 @@ pub(crate) async fn pull_snapshot(
             tracing::debug!(space_id = %space, read, "a commit landed during the pull's read; reading again");
             tokio::time::sleep(redo_pause(read)).await;
         }
-        let Some(meta) = store.get_item(&pk, schema::META_SK).await? else {
+        // The space item and the group's item together, in one request: the pull stays at
+        // one request when nothing changed, two otherwise. The space item is read as a
+        // consistent `GetItem` reads it (serializable with a commit), which is all the
+        // checks below rely on. The two items are not read as one snapshot, and need not
+        // be: a group's owner is written once, by the group's first commit, and never
+        // changes, so this read finds the owner or, while that first commit is still
+        // landing, no owner yet, the answer a pull an instant earlier would get. What the
+        // group's clients push is guarded by the push's own transactional snapshot.
+        let sks = [
+            schema::META_SK.to_owned(),
+            schema::group_sk(client_group_id),
+        ];
+        let mut items = store.batch_get(&pk, &sks).await?.into_iter();
+        let (Some(Some(meta)), Some(group)) = (items.next(), items.next()) else {
             return Ok(None);
         };
-        match read_once(store, &pk, &meta, client_group_id, since).await? {
+        let head = Head {
+            access: get_access(&meta)?,
+            group_owner: group
+                .map(|group| get_s(&group, schema::OWNER).map(str::to_owned))
+                .transpose()?,
+            meta,
+        };
+        match read_once(store, &pk, &head, client_group_id, since).await? {
             Read::Snapshot(snapshot) => {
                 store.pull_stats().snapshots.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(snapshot));
@@ -107,17 +138,17 @@ fn redo_pause(read: u32) -> Duration {
 async fn read_once(
     store: &DynamoStore,
     pk: &str,
-    meta: &Item,
+    head: &Head,
     client_group_id: &str,
     since: Version,
 ) -> Result<Read, StoreError> {
+    let meta = &head.meta;
     let version = get_n(meta, schema::HEAD_VERSION)?;
+    let unchanged =
+        || PullSnapshot::unchanged(version, head.access.clone(), head.group_owner.clone());
     if since >= version {
         // Nothing to read: whatever is stamped above `since` is above `version` too.
-        return Ok(Read::Snapshot(PullSnapshot {
-            version,
-            ..PullSnapshot::default()
-        }));
+        return Ok(Read::Snapshot(unchanged()));
     }
     let Some(mut items) = changed_items(store, pk, since, version).await? else {
         return Ok(Read::Overtaken);
@@ -148,7 +179,7 @@ async fn read_once(
             None => return Ok(Read::Overtaken),
         }
     }
-    snapshot_of(version, items.values(), client_group_id).map(Read::Snapshot)
+    snapshot_of(unchanged(), items.values(), client_group_id).map(Read::Snapshot)
 }
 
 /// The entry and client items stamped above `since`, by sort key; `None` when one is
@@ -194,9 +225,10 @@ async fn changed_items(
 
 /// Reads the items `sks` of the commit `version` until each shows that commit, and
 /// returns them; `None` when one already shows a later commit (the snapshot is overtaken).
-/// Each `GetItem` is serializable with the commit, so an item below `version` is one the
-/// commit has not reached yet: it is read again after a short pause, and
-/// [`StoreError::Unavailable`] ends the wait (the client retries its pull).
+/// Each item of a consistent `BatchGetItem` is read serializably with the commit, so an
+/// item below `version` is one the commit has not reached yet: it is read again after a
+/// short pause, and [`StoreError::Unavailable`] ends the wait (the client retries its
+/// pull).
 async fn await_head_items(
     store: &DynamoStore,
     pk: &str,
@@ -206,34 +238,22 @@ async fn await_head_items(
     let mut landed = Vec::new();
     let mut pauses = HEAD_SETTLE_DELAYS.iter();
     loop {
-        // Concurrently: a large commit names up to ~98 items.
-        let mut reads = tokio::task::JoinSet::new();
-        for sk in sks.drain(..) {
-            let store = store.clone();
-            let pk = pk.to_owned();
-            reads.spawn(async move {
-                let item = store.get_item(&pk, &sk).await;
-                (sk, item)
-            });
-        }
-        let mut overtaken = false;
-        while let Some(read) = reads.join_next().await {
-            let (sk, item) = read.map_err(|e| {
-                StoreError::Unavailable(format!("reading a commit's item failed: {e}"))
-            })?;
-            match item? {
+        // All at once: a large commit names up to ~98 items, one `BatchGetItem` takes 100
+        // (and a pull sends no other kind of read than it and its `Query`).
+        let found = store.batch_get(pk, &sks).await?;
+        let mut pending = Vec::new();
+        for (sk, item) in sks.into_iter().zip(found) {
+            match item {
                 Some(item) => match get_n(&item, schema::VERSION)? {
                     v if v == version => landed.push((sk, item)),
-                    v if v > version => overtaken = true,
-                    _ => sks.push(sk),
+                    v if v > version => return Ok(None),
+                    _ => pending.push(sk),
                 },
                 // The commit creates it and has not reached it yet.
-                None => sks.push(sk),
+                None => pending.push(sk),
             }
         }
-        if overtaken {
-            return Ok(None);
-        }
+        sks = pending;
         if sks.is_empty() {
             return Ok(Some(landed));
         }
@@ -252,16 +272,13 @@ async fn await_head_items(
     }
 }
 
-/// What a pull sends of `items`: entries, and the LMIDs of `client_group_id`'s clients.
+/// `snapshot` with what a pull sends of `items`: entries, and the LMIDs of
+/// `client_group_id`'s clients.
 fn snapshot_of<'a>(
-    version: Version,
+    mut snapshot: PullSnapshot,
     items: impl Iterator<Item = &'a Item>,
     client_group_id: &str,
 ) -> Result<PullSnapshot, StoreError> {
-    let mut snapshot = PullSnapshot {
-        version,
-        ..PullSnapshot::default()
-    };
     for found in items {
         let sk = get_s(found, schema::SK)?;
         if let Some(key) = sk.strip_prefix(schema::ENTRY_PREFIX) {

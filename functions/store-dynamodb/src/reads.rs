@@ -4,14 +4,15 @@
 //! [`crate::retries`]).
 
 use crate::errors::{invalid_request, store_error, transact_get_error};
-use crate::item::{self, Item, entry_value, get_n, get_s, s};
+use crate::item::{self, Item, entry_value, get_access, get_n, get_s, s};
 use crate::schema::{self, space_pk};
 use crate::store::DynamoStore;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{Get, TransactGetItem};
+use aws_sdk_dynamodb::types::{Get, KeysAndAttributes, TransactGetItem};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::store::{ClientRecord, PushSnapshot, StoreError, Version};
 
@@ -19,6 +20,11 @@ use sync_core::store::{ClientRecord, PushSnapshot, StoreError, Version};
 /// keeps servers that still enforce it (moto) working, and costs a second request only
 /// for a push naming more than 23 clients.
 const MAX_TRANSACT_GETS: usize = 25;
+/// Keys one `BatchGetItem` takes.
+const MAX_BATCH_GETS: usize = 100;
+/// Rounds of a `BatchGetItem`'s unprocessed keys in a row that read nothing (DynamoDB
+/// sheds load) before the read gives up as throttled; pauses below 20, 40, 80, 160 ms.
+const MAX_STALLED_BATCH_ROUNDS: u32 = 4;
 /// Items a `scan_entries` page asks for: enough for the usual small scan in one request,
 /// without reading 1 MB when only a few entries are wanted.
 const MAX_SCAN_PAGE: usize = 1_000;
@@ -63,6 +69,74 @@ impl DynamoStore {
             items.extend(responses.iter().map(|r| r.item().cloned()));
         }
         Ok(items)
+    }
+
+    /// Reads `sks` of one partition with consistent `BatchGetItem`s (`None` for an item
+    /// that does not exist), in the order of `sks`.
+    ///
+    /// Each item is read as a consistent `GetItem` reads it: serializable with a
+    /// transaction writing it. The items together are not a snapshot (read-committed): one
+    /// may already show a commit that another does not show yet. Keys DynamoDB leaves
+    /// unprocessed (a response past 16 MB, or load) are asked for again.
+    pub(crate) async fn batch_get(
+        &self,
+        pk: &str,
+        sks: &[String],
+    ) -> Result<Vec<Option<Item>>, StoreError> {
+        // A batch may not name one key twice.
+        let mut unique = HashSet::new();
+        let wanted: Vec<&String> = sks.iter().filter(|sk| unique.insert(*sk)).collect();
+        let mut found: HashMap<String, Item> = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(MAX_BATCH_GETS) {
+            let mut keys: Vec<Item> = chunk.iter().map(|sk| item::key(pk, sk.as_str())).collect();
+            let mut stalled = 0;
+            while !keys.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(invalid_request)?;
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .send()
+                    .await
+                    .map_err(|err| store_error("BatchGetItem", &err))?;
+                let items = output
+                    .responses
+                    .and_then(|mut by_table| by_table.remove(self.table()))
+                    .unwrap_or_default();
+                let read = items.len();
+                for item in items {
+                    found.insert(get_s(&item, schema::SK)?.to_owned(), item);
+                }
+                keys = output
+                    .unprocessed_keys
+                    .and_then(|mut by_table| by_table.remove(self.table()))
+                    .map(|unprocessed| unprocessed.keys)
+                    .unwrap_or_default();
+                if keys.is_empty() {
+                    break;
+                }
+                if read > 0 {
+                    stalled = 0;
+                    continue;
+                }
+                stalled += 1;
+                if stalled > MAX_STALLED_BATCH_ROUNDS {
+                    let error = StoreError::Throttled(format!(
+                        "BatchGetItem left {} keys unprocessed {stalled} times in a row",
+                        keys.len()
+                    ));
+                    crate::errors::log("BatchGetItem", &error);
+                    return Err(error);
+                }
+                let ceiling = Duration::from_millis(10).saturating_mul(1 << stalled);
+                tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+            }
+        }
+        Ok(sks.iter().map(|sk| found.get(sk).cloned()).collect())
     }
 
     /// One page of a `Query`.
@@ -142,6 +216,7 @@ impl DynamoStore {
             version,
             clients,
             group_owner,
+            access: get_access(&meta)?,
         }))
     }
 

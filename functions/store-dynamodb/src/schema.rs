@@ -3,9 +3,11 @@
 //! Everything a deployment template or an operator needs to know about the table is a
 //! public constant here, so the template and the code cannot drift apart silently.
 
-/// Partition key (S): `space#<spaceID>` for every item of a space.
+/// Partition key (S): `space#<spaceID>` for every item of a space; `user#<userID>` for a
+/// user's own items (the count of spaces they own, [`SPACE_COUNT`]).
 pub const PK: &str = "pk";
-/// Sort key (S): `meta`, `e#<key>`, `c#<clientID>` or `g#<clientGroupID>`.
+/// Sort key (S): `meta`, `e#<key>`, `c#<clientID>` or `g#<clientGroupID>` in a space;
+/// [`SPACE_COUNT_SK`] in a user's partition.
 pub const SK: &str = "sk";
 
 /// Local secondary index on (`pk`, `version`), projection ALL: a pull reads only what
@@ -32,6 +34,17 @@ pub const HEAD_ITEMS: &str = "headItems";
 pub const HEAD_ITEMS_VERSION: &str = "headItemsVersion";
 /// Space item: creation time (N, epoch milliseconds).
 pub const CREATED_AT: &str = "createdAt";
+/// Space item: who may use the space besides its owner and members (S): `open` (anyone
+/// with its link) or `members`.
+///
+/// With [`OWNER`] and [`MEMBERS`] it is the space's `SpaceAccess`. Each reads as
+/// `SpaceAccess::legacy()` has it when absent (`open`, owned by nobody, no members): space
+/// items written before access was recorded are open to anyone, as they were.
+pub const LINK: &str = "link";
+/// Space item: the users besides the owner who may use the space (SS; absent when there
+/// are none: DynamoDB has no empty sets). Never holds the owner. Changed in place by
+/// `ADD` and `DELETE` where one update can (see `DynamoStore::change_access`).
+pub const MEMBERS: &str = "members";
 
 /// Entry and client items: the version of their last change (N); the index's sort key.
 pub const VERSION: &str = "version";
@@ -45,8 +58,21 @@ pub const CLIENT_GROUP_ID: &str = "clientGroupID";
 /// Client item: the last processed mutation ID (N).
 pub const LAST_MUTATION_ID: &str = "lastMutationID";
 
-/// Client-group item: the user who owns the group (S; `""` when anonymous).
+/// Client-group item: the user who owns the group (S; `""` when anonymous). Space item:
+/// the user who created the space (S; absent when it was created without sign-in, or
+/// before access was recorded).
 pub const OWNER: &str = "owner";
+
+/// Space-count item (partition [`user_pk`], sort key [`SPACE_COUNT_SK`]): how many spaces
+/// its user created under a per-user limit (N). Created by the first such creation, moved
+/// by one in the same transaction as each further one, and only while below the limit.
+/// Spaces created without a limit (or before counting existed) are not counted.
+pub const SPACE_COUNT: &str = "spaceCount";
+/// Sort key of a user's space-count item.
+pub const SPACE_COUNT_SK: &str = "spaces";
+/// Partition-key prefix of a user's items (`user#<userID>`), apart from every space's
+/// partition (`space#<spaceID>`).
+pub const USER_PREFIX: &str = "user#";
 
 /// Sort key of the space item.
 pub const META_SK: &str = "meta";
@@ -60,6 +86,11 @@ pub const GROUP_PREFIX: &str = "g#";
 /// The partition key of a space.
 pub fn space_pk(space_id: &str) -> String {
     format!("space#{space_id}")
+}
+
+/// The partition key of a user's items.
+pub fn user_pk(user: &str) -> String {
+    format!("{USER_PREFIX}{user}")
 }
 
 pub fn entry_sk(key: &str) -> String {
@@ -84,6 +115,8 @@ mod tests {
         assert_eq!(entry_sk("item/1"), "e#item/1");
         assert_eq!(client_sk("c1"), "c#c1");
         assert_eq!(group_sk("g1"), "g#g1");
+        assert_eq!(user_pk("u1"), "user#u1");
+        assert!(!space_pk("").starts_with(USER_PREFIX) && !user_pk("").starts_with("space#"));
         // The prefixes must not be prefixes of each other or of the space item's key.
         for (a, b) in [(ENTRY_PREFIX, CLIENT_PREFIX), (CLIENT_PREFIX, GROUP_PREFIX)] {
             assert!(!a.starts_with(b) && !b.starts_with(a));

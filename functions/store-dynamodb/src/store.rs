@@ -1,8 +1,9 @@
 //! [`DynamoStore`]: the [`Store`] contract over one DynamoDB table (see [`crate::schema`]).
 //!
-//! Each job has its module: reads in [`crate::reads`], writes and commits in
-//! [`crate::commit`], a pull's snapshot in [`crate::pull`], what a failure means in
-//! [`crate::errors`], and retries in the SDK's client (see [`crate::retries`]).
+//! Each job has its module: creating spaces and their access in [`crate::access`], reads
+//! in [`crate::reads`], commits in [`crate::commit`], a pull's snapshot in
+//! [`crate::pull`], what a failure means in [`crate::errors`], and retries in the SDK's
+//! client (see [`crate::retries`]).
 //!
 //! DynamoDB applies a transaction item by item. Single-item and transactional reads are
 //! serializable with it, but `Query` is only read-committed, and two reads one after the
@@ -18,8 +19,9 @@ use aws_sdk_dynamodb::Client;
 use serde_json::Value;
 use std::sync::Arc;
 use sync_core::SpaceId;
+use sync_core::auth::{AccessChange, SpaceAccess};
 use sync_core::store::{
-    Commit, CommitOutcome, PullSnapshot, PushSnapshot, Store, StoreError, Version,
+    Commit, CommitOutcome, Created, PullSnapshot, PushSnapshot, Store, StoreError, Version,
 };
 
 /// The DynamoDB adapter. Cheap to clone (the SDK client is reference-counted).
@@ -58,12 +60,25 @@ impl DynamoStore {
 
 #[async_trait::async_trait]
 impl Store for DynamoStore {
-    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError> {
-        let created = self.put_space(space).await?;
-        if created {
-            tracing::info!(space_id = %space, "space created");
-        }
-        Ok(created)
+    async fn create_space_for(
+        &self,
+        space: &SpaceId,
+        access: &SpaceAccess,
+        owner_limit: Option<usize>,
+    ) -> Result<Created, StoreError> {
+        self.create_space_with(space, access, owner_limit).await
+    }
+
+    async fn space_access(&self, space: &SpaceId) -> Result<Option<SpaceAccess>, StoreError> {
+        self.read_access(space).await
+    }
+
+    async fn change_access(
+        &self,
+        space: &SpaceId,
+        change: &AccessChange,
+    ) -> Result<Option<SpaceAccess>, StoreError> {
+        self.update_access(space, change).await
     }
 
     async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {

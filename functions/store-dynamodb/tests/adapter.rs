@@ -242,8 +242,8 @@ async fn changes_ranges_deletions_and_groups() {
     assert!(empty.entries.is_empty() && empty.client_lmids.is_empty());
     assert_eq!(
         f.counter.snapshot(),
-        [("GetItem".to_owned(), 1)].into(),
-        "nothing changed since the cookie: the space item alone"
+        [("BatchGetItem".to_owned(), 1)].into(),
+        "nothing changed since the cookie: the space and group items alone"
     );
 }
 
@@ -574,7 +574,8 @@ async fn commits_name_their_items_on_the_space_item() {
         (9, vec!["c#c1".into(), "e#a".into(), "e#gone".into()], 1)
     );
 
-    // A settled head costs the pull nothing beyond the space item and its query.
+    // A settled head costs the pull nothing beyond the space and group items and its
+    // query.
     committed(store, &s, &commit(9, &[("a", Some(json!(2)))])).await;
     f.counter.reset();
     let changes = snap(store, &s, "g", 1).await;
@@ -587,7 +588,7 @@ async fn commits_name_their_items_on_the_space_item() {
     );
     assert_eq!(
         f.counter.snapshot(),
-        [("GetItem".to_owned(), 1), ("Query".to_owned(), 1)].into()
+        [("BatchGetItem".to_owned(), 1), ("Query".to_owned(), 1)].into()
     );
 
     // An entry read is one transactional read.
@@ -652,8 +653,8 @@ async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
     );
     assert_eq!(changes.client_lmids, vec![("c1".to_owned(), 2)]);
     assert!(
-        f.counter.snapshot()["GetItem"] >= 3,
-        "the space item, then a and b"
+        f.counter.snapshot()["BatchGetItem"] >= 2,
+        "the space and group items, then a and b"
     );
 
     // From scratch, the query's stale `a` (version 1) is replaced too.

@@ -46,7 +46,7 @@ async fn pull_from(store: &dyn Store, space: &SpaceId, cookie: Cookie) -> PullRe
         schema_version: "1".into(),
         cookie,
     };
-    pull(store, &keys(), space, &req).await.expect("pull")
+    pull(store, &keys(), space, "", &req).await.expect("pull")
 }
 
 fn keys() -> CookieKeys {
@@ -240,7 +240,9 @@ async fn requests_per_operation() {
     expect_counts(
         "first pull (null cookie)",
         f.counter.snapshot(),
-        &[("GetItem", 1), ("Query", 1)],
+        // The space item (version, access) with the group's item (its owner), then the
+        // changes.
+        &[("BatchGetItem", 1), ("Query", 1)],
     );
 
     f.counter.reset();
@@ -249,7 +251,7 @@ async fn requests_per_operation() {
     expect_counts(
         "pull with nothing changed",
         f.counter.snapshot(),
-        &[("GetItem", 1)],
+        &[("BatchGetItem", 1)],
     );
 
     push(
@@ -276,7 +278,7 @@ async fn requests_per_operation() {
     expect_counts(
         "incremental pull after one change",
         f.counter.snapshot(),
-        &[("GetItem", 1), ("Query", 1)],
+        &[("BatchGetItem", 1), ("Query", 1)],
     );
 
     f.counter.reset();
@@ -306,7 +308,7 @@ async fn requests_per_operation() {
         f.counter.snapshot(),
         // The version (nothing to query above the cookie), a full read, the raise, and the
         // full read at the raised version.
-        &[("GetItem", 3), ("UpdateItem", 1), ("Query", 2)],
+        &[("BatchGetItem", 3), ("UpdateItem", 1), ("Query", 2)],
     );
 }
 
