@@ -12,6 +12,13 @@
 //! | `LOG_FORMAT` | `text` | `text` or `json` |
 //! | `COOKIE_SECRET_FILE` | `DATA_DIR/cookie-secret` | the key pull cookies are signed with (created if missing) |
 //! | `REQUEST_TIMEOUT_MS` | `25000` | a request not answered by then gets a 503 (retry) |
+//! | `MAX_SOCKETS_PER_SPACE` | `1000` | poke sockets one space may have open; more get a 429 |
+//! | `AUTH_MODE` | `none` | `none` (every request is anonymous) or `jwt` (bearer JWTs) |
+//! | `JWT_SECRET_FILE` | `DATA_DIR/jwt-secret` | `jwt` mode: the HS256 development secret (created if missing) |
+//! | `JWKS_FILE` | unset | `jwt` mode: verify with these public keys (RS256/ES256 by `kid`) instead |
+//! | `JWT_ISSUER` | unset | `jwt` mode: the `iss` every token must carry |
+//! | `JWT_AUDIENCE` | unset | `jwt` mode: the `aud` (or `client_id`) every token must carry |
+//! | `DEV_TOKEN_TTL_SECS` | `3600` | lifetime of the development sign-in's tokens |
 
 use axum::http::HeaderValue;
 use std::path::PathBuf;
@@ -23,6 +30,8 @@ pub const DEFAULT_DATA_DIR: &str = ".data";
 pub const DEFAULT_TABLE_NAME: &str = "replicache";
 pub const DEFAULT_CLIENT_DIR: &str = "client/dist";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = sync_core::api::DEFAULT_REQUEST_TIMEOUT;
+pub const DEFAULT_MAX_SOCKETS_PER_SPACE: usize = 1000;
+pub const DEFAULT_DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -34,6 +43,38 @@ pub struct Config {
     pub log_format: LogFormat,
     pub cookie_secret_file: PathBuf,
     pub request_timeout: Duration,
+    pub max_sockets_per_space: usize,
+    pub auth: AuthConfig,
+}
+
+/// Who may sync what: `AUTH_MODE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// Every request is anonymous; every space is open to anyone with its ID.
+    None,
+    /// Every API request carries a bearer JWT whose subject is the user.
+    Jwt(JwtConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    pub keys: JwtKeys,
+    /// The `iss` every token must carry, when set.
+    pub issuer: Option<String>,
+    /// The `aud` (or Cognito's `client_id`) every token must carry, when set.
+    pub audience: Option<String>,
+    /// Lifetime of the development sign-in's tokens.
+    pub dev_token_ttl: Duration,
+}
+
+/// What tokens are verified with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKeys {
+    /// An HS256 secret in this file (created when missing); enables the development
+    /// sign-in, which issues tokens signed with it.
+    DevSecret(PathBuf),
+    /// The public keys of an identity provider (a JSON Web Key Set) in this file.
+    Jwks(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +114,16 @@ pub enum ConfigError {
     LogFormat(String),
     #[error("REQUEST_TIMEOUT_MS must be a number of milliseconds from 1, not {0:?}")]
     RequestTimeout(String),
+    #[error("MAX_SOCKETS_PER_SPACE must be a number from 1, not {0:?}")]
+    MaxSockets(String),
+    #[error("AUTH_MODE must be `none` or `jwt`, not {0:?}")]
+    AuthMode(String),
+    #[error("DEV_TOKEN_TTL_SECS must be a number of seconds from 1, not {0:?}")]
+    DevTokenTtl(String),
+    #[error("set JWT_SECRET_FILE or JWKS_FILE, not both")]
+    TwoKeySources,
+    #[error("{0} is a setting of AUTH_MODE=jwt: set AUTH_MODE=jwt, or unset {0}")]
+    JwtSettingWithoutJwt(&'static str),
 }
 
 impl Config {
@@ -121,6 +172,15 @@ impl Config {
                 .map(Duration::from_millis)
                 .ok_or(ConfigError::RequestTimeout(raw))?,
         };
+        let max_sockets_per_space = match get("MAX_SOCKETS_PER_SPACE")? {
+            None => DEFAULT_MAX_SOCKETS_PER_SPACE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::MaxSockets(raw))?,
+        };
+        let auth = auth_config(&get, &data_dir)?;
         let allowed_origins = match get("ALLOWED_ORIGINS")? {
             None => AllowedOrigins::Any,
             Some(raw) => parse_origins(&raw)?,
@@ -142,8 +202,62 @@ impl Config {
             log_format,
             cookie_secret_file,
             request_timeout,
+            max_sockets_per_space,
+            auth,
         })
     }
+}
+
+fn auth_config(
+    get: &impl Fn(&'static str) -> Result<Option<String>, ConfigError>,
+    data_dir: &std::path::Path,
+) -> Result<AuthConfig, ConfigError> {
+    const JWT_SETTINGS: [&str; 5] = [
+        "JWT_SECRET_FILE",
+        "JWKS_FILE",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "DEV_TOKEN_TTL_SECS",
+    ];
+    let mode = get("AUTH_MODE")?;
+    match mode.as_deref() {
+        None => {}
+        Some(m) if m.eq_ignore_ascii_case("none") => {}
+        Some(m) if m.eq_ignore_ascii_case("jwt") => {
+            let keys = match (get("JWT_SECRET_FILE")?, get("JWKS_FILE")?) {
+                (Some(_), Some(_)) => return Err(ConfigError::TwoKeySources),
+                (None, Some(jwks)) => JwtKeys::Jwks(jwks.into()),
+                (Some(secret), None) => JwtKeys::DevSecret(secret.into()),
+                (None, None) => {
+                    JwtKeys::DevSecret(data_dir.join(crate::jwt::DEFAULT_SECRET_FILE_NAME))
+                }
+            };
+            let dev_token_ttl = match get("DEV_TOKEN_TTL_SECS")? {
+                None => DEFAULT_DEV_TOKEN_TTL,
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs)
+                    .ok_or(ConfigError::DevTokenTtl(raw))?,
+            };
+            return Ok(AuthConfig::Jwt(JwtConfig {
+                keys,
+                issuer: get("JWT_ISSUER")?,
+                audience: get("JWT_AUDIENCE")?,
+                dev_token_ttl,
+            }));
+        }
+        Some(other) => return Err(ConfigError::AuthMode(other.to_owned())),
+    }
+    // A key file or issuer set without the mode would leave the server open while its
+    // operator believes it is not.
+    for name in JWT_SETTINGS {
+        if get(name)?.is_some() {
+            return Err(ConfigError::JwtSettingWithoutJwt(name));
+        }
+    }
+    Ok(AuthConfig::None)
 }
 
 fn parse_origins(raw: &str) -> Result<AllowedOrigins, ConfigError> {
@@ -195,6 +309,87 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.cookie_secret_file, PathBuf::from(".data/cookie-secret"));
         assert_eq!(c.request_timeout, Duration::from_secs(25));
+        assert_eq!(c.max_sockets_per_space, 1000);
+        assert_eq!(c.auth, AuthConfig::None);
+    }
+
+    #[test]
+    fn jwt_mode() {
+        let c = config(&[("AUTH_MODE", "jwt"), ("DATA_DIR", "/d")]).unwrap();
+        assert_eq!(
+            c.auth,
+            AuthConfig::Jwt(JwtConfig {
+                keys: JwtKeys::DevSecret("/d/jwt-secret".into()),
+                issuer: None,
+                audience: None,
+                dev_token_ttl: Duration::from_secs(3600),
+            })
+        );
+        let c = config(&[
+            ("AUTH_MODE", "JWT"),
+            ("JWKS_FILE", "/keys.json"),
+            ("JWT_ISSUER", "https://issuer.test"),
+            ("JWT_AUDIENCE", "app"),
+            ("DEV_TOKEN_TTL_SECS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.auth,
+            AuthConfig::Jwt(JwtConfig {
+                keys: JwtKeys::Jwks("/keys.json".into()),
+                issuer: Some("https://issuer.test".into()),
+                audience: Some("app".into()),
+                dev_token_ttl: Duration::from_secs(2),
+            })
+        );
+        let c = config(&[("AUTH_MODE", "jwt"), ("JWT_SECRET_FILE", "/s")]).unwrap();
+        assert!(
+            matches!(c.auth, AuthConfig::Jwt(JwtConfig { keys: JwtKeys::DevSecret(p), .. }) if p == std::path::Path::new("/s"))
+        );
+        assert_eq!(
+            config(&[("AUTH_MODE", " none ")]).unwrap().auth,
+            AuthConfig::None
+        );
+    }
+
+    #[test]
+    fn auth_refusals() {
+        assert_eq!(
+            config(&[("AUTH_MODE", "open")]),
+            Err(ConfigError::AuthMode("open".into()))
+        );
+        assert_eq!(
+            config(&[
+                ("AUTH_MODE", "jwt"),
+                ("JWT_SECRET_FILE", "/s"),
+                ("JWKS_FILE", "/k")
+            ]),
+            Err(ConfigError::TwoKeySources)
+        );
+        assert_eq!(
+            config(&[("AUTH_MODE", "jwt"), ("DEV_TOKEN_TTL_SECS", "0")]),
+            Err(ConfigError::DevTokenTtl("0".into()))
+        );
+        assert_eq!(
+            config(&[("JWKS_FILE", "/k")]),
+            Err(ConfigError::JwtSettingWithoutJwt("JWKS_FILE"))
+        );
+        assert_eq!(
+            config(&[("AUTH_MODE", "none"), ("JWT_ISSUER", "x")]),
+            Err(ConfigError::JwtSettingWithoutJwt("JWT_ISSUER"))
+        );
+        for bad in ["0", "many"] {
+            assert_eq!(
+                config(&[("MAX_SOCKETS_PER_SPACE", bad)]),
+                Err(ConfigError::MaxSockets(bad.into()))
+            );
+        }
+        assert_eq!(
+            config(&[("MAX_SOCKETS_PER_SPACE", "3")])
+                .unwrap()
+                .max_sockets_per_space,
+            3
+        );
     }
 
     #[test]

@@ -32,29 +32,42 @@ pub fn load_or_create(path: &Path) -> Result<CookieKeys, CookieSecretError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    let (text, created) = read_or_create(path, CookieKeys::generate_secret_text).map_err(io)?;
+    if created {
+        tracing::info!(path = %path.display(), "created a new cookie secret");
     }
-    match create_new(path) {
-        Ok(()) => tracing::info!(path = %path.display(), "created a new cookie secret"),
-        // Another process (or an earlier run) made it: use that one.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io(e)),
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
     CookieKeys::from_secret_text(&text).map_err(|source| CookieSecretError::Invalid {
         path: path.to_owned(),
         source,
     })
 }
 
-fn create_new(path: &Path) -> std::io::Result<()> {
+/// The text of the secret file `path`, first creating it (and its directory) with
+/// `new_text()`, readable by its owner only, when it does not exist; `true` when it was
+/// created now.
+pub(crate) fn read_or_create(
+    path: &Path,
+    new_text: impl FnOnce() -> String,
+) -> std::io::Result<(String, bool)> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let created = match create_new(path, &new_text()) {
+        Ok(()) => true,
+        // Another process (or an earlier run) made it: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e),
+    };
+    Ok((std::fs::read_to_string(path)?, created))
+}
+
+fn create_new(path: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    writeln!(file, "{}", CookieKeys::generate_secret_text())?;
+    writeln!(file, "{text}")?;
     file.sync_all()
 }
 

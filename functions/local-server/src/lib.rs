@@ -2,8 +2,10 @@
 //! [`sync_core`], the poke WebSocket with an in-process fan-out, and the built web client,
 //! on the SQLite store (or DynamoDB when configured).
 
+pub mod auth;
 pub mod config;
 pub mod cookie_secret;
+pub mod jwt;
 pub mod logging;
 pub mod poke_hub;
 pub mod routes;

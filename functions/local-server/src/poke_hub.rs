@@ -33,16 +33,32 @@ impl PokeHub {
 
     /// Registers a connection of `space`; it receives pokes until the subscription drops.
     pub fn subscribe(self: &Arc<Self>, space: SpaceId) -> Subscription {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.try_subscribe(space, usize::MAX)
+            .unwrap_or_else(|| unreachable!("no limit"))
+    }
+
+    /// [`PokeHub::subscribe`], unless `space` has `limit` connections already: `None`.
+    pub fn try_subscribe(self: &Arc<Self>, space: SpaceId, limit: usize) -> Option<Subscription> {
         let (tx, rx) = mpsc::channel(1);
-        self.lock().entry(space.clone()).or_default().insert(id, tx);
-        Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut connections = self.lock();
+            let of_space = connections.entry(space.clone()).or_default();
+            if of_space.len() >= limit {
+                if of_space.is_empty() {
+                    connections.remove(&space);
+                }
+                return None;
+            }
+            of_space.insert(id, tx);
+        }
+        Some(Subscription {
             hub: Arc::clone(self),
             space,
             id,
             rx,
             closing: self.closing.subscribe(),
-        }
+        })
     }
 
     /// Open connections of `space`.
@@ -188,6 +204,23 @@ mod tests {
         sub.rx.close();
         hub.poke(&space("a")).await;
         assert_eq!(hub.connection_count(&space("a")), 0);
+    }
+
+    #[tokio::test]
+    async fn a_space_holds_at_most_the_limit() {
+        let hub = PokeHub::new();
+        let first = hub.try_subscribe(space("a"), 2).unwrap();
+        let _second = hub.try_subscribe(space("a"), 2).unwrap();
+        assert!(hub.try_subscribe(space("a"), 2).is_none());
+        assert!(hub.try_subscribe(space("b"), 2).is_some(), "per space");
+        drop(first);
+        assert!(
+            hub.try_subscribe(space("a"), 2).is_some(),
+            "a freed place is free"
+        );
+        assert!(hub.try_subscribe(space("c"), 0).is_none());
+        assert_eq!(hub.connection_count(&space("c")), 0);
+        assert!(!hub.lock().contains_key(&space("c")));
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The HTTP surface: the sync API mounted onto [`SyncService`], the poke WebSocket, CORS,
 //! and the web client behind them.
 
+use crate::auth::{self, Auth, DEV_SIGN_IN_PATH};
 use crate::config::AllowedOrigins;
 use crate::poke_hub::{PokeHub, Subscription};
 use crate::static_files;
@@ -16,7 +17,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use sync_core::api::MAX_BODY_BYTES;
 use sync_core::cookie::CookieKeys;
 use sync_core::error::ApiError;
-use sync_core::{ApiRequest, ApiResponse, SpaceId, Store, SyncService};
+use sync_core::{ApiRequest, ApiResponse, Route, SpaceId, Store, SyncService};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Bodies up to this size reach sync-core, which refuses those above
@@ -45,6 +46,28 @@ pub struct AppOptions {
     pub cookie_keys: CookieKeys,
     /// A request not answered by then gets a 503.
     pub request_timeout: Duration,
+    /// Who is asking: nobody in particular, or a bearer JWT's subject.
+    pub auth: Auth,
+    /// Poke sockets one space may have open; more are refused with a 429.
+    pub max_sockets_per_space: usize,
+}
+
+impl AppOptions {
+    /// The defaults of the configuration: no auth, 1,000 sockets per space.
+    pub fn new(
+        allowed_origins: AllowedOrigins,
+        client_dir: PathBuf,
+        cookie_keys: CookieKeys,
+    ) -> Self {
+        Self {
+            allowed_origins,
+            client_dir,
+            cookie_keys,
+            request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT,
+            auth: Auth::None,
+            max_sockets_per_space: crate::config::DEFAULT_MAX_SOCKETS_PER_SPACE,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,6 +75,8 @@ struct AppState {
     service: Arc<SyncService>,
     hub: Arc<PokeHub>,
     allowed_origins: AllowedOrigins,
+    auth: Auth,
+    max_sockets_per_space: usize,
 }
 
 /// The whole app on one router. `hub` receives the pokes of committed pushes and serves
@@ -61,17 +86,25 @@ pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Ro
     let service = Arc::new(
         SyncService::new(store, mutators, hub.clone())
             .with_cookie_keys(options.cookie_keys.clone())
-            .with_request_timeout(options.request_timeout),
+            .with_request_timeout(options.request_timeout)
+            .with_access_policy(options.auth.policy()),
     );
     let state = AppState {
         service,
         hub,
         allowed_origins: options.allowed_origins.clone(),
+        auth: options.auth.clone(),
+        max_sockets_per_space: options.max_sockets_per_space,
     };
-    let api = Router::new()
+    let mut api = Router::new()
         // Other methods on the poke path get sync-core's JSON answer like any API path.
         .route(POKE_PATH, get(poke_socket).fallback(api))
-        .route("/api/{*rest}", any(api))
+        .route("/api/{*rest}", any(api));
+    // Only with the development secret; elsewhere the path is an unknown route (404).
+    if options.auth.jwt().is_some_and(|jwt| jwt.dev.is_some()) {
+        api = api.route(DEV_SIGN_IN_PATH, post(dev_sign_in).fallback(not_post));
+    }
+    let api = api
         .layer(DefaultBodyLimit::max(READ_LIMIT_BYTES))
         .with_state(state);
     api.merge(static_files::router(&options.client_dir))
@@ -100,6 +133,44 @@ struct SpaceQuery {
     space_id: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct PokeQuery {
+    #[serde(rename = "spaceID")]
+    space_id: Option<String>,
+    /// The bearer token in `jwt` mode: browsers cannot set headers on a WebSocket.
+    token: Option<String>,
+}
+
+/// Whether `path` is one of the sync API's routes, which are authenticated in `jwt` mode
+/// (sync-core matches routes by their path's end, so any path it would route counts).
+fn is_sync_route(path: &str) -> bool {
+    path.starts_with(API_PREFIX) || Route::from_path(path).is_some()
+}
+
+async fn dev_sign_in(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(jwt) = state.auth.jwt() else {
+        return error_response(&ApiError::NotFound {
+            method: "POST".into(),
+            path: DEV_SIGN_IN_PATH.into(),
+        });
+    };
+    match body {
+        Ok(body) => auth::dev_sign_in(jwt, &body),
+        Err(_) => json_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the request body could not be read",
+        ),
+    }
+}
+
+async fn not_post(method: Method) -> Response {
+    error_response(&ApiError::MethodNotAllowed(method.to_string()))
+}
+
 async fn api(
     State(state): State<AppState>,
     method: Method,
@@ -108,6 +179,15 @@ async fn api(
     query: Result<Query<SpaceQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // Authentication comes first: a stranger learns nothing, not even what was malformed.
+    let user = if is_sync_route(uri.path()) {
+        match state.auth.user(&headers) {
+            Ok(user) => user,
+            Err(e) => return auth::unauthorized(&e),
+        }
+    } else {
+        sync_core::auth::ANONYMOUS.to_owned()
+    };
     let query = match query {
         Ok(Query(q)) => q,
         Err(rejection) => return bad_query(&rejection),
@@ -132,8 +212,7 @@ async fn api(
         space_id: query.space_id.as_deref(),
         body: &body,
         accepts_gzip: accepts_gzip(&headers),
-        // No login locally: everyone is the anonymous user.
-        user: "",
+        user: &user,
     };
     api_response(state.service.handle(request).await)
 }
@@ -208,13 +287,13 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// `GET /api/replicache/poke?spaceID=...`: checks the space, then upgrades. The socket
-/// is registered before the upgrade answer, so no poke after the client sees the socket
-/// open can be missed.
+/// `GET /api/replicache/poke?spaceID=...[&token=...]`: authenticates (in `jwt` mode),
+/// checks that the user may use the space, then upgrades. The socket is registered before
+/// the upgrade answer, so no poke after the client sees the socket open can be missed.
 async fn poke_socket(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<SpaceQuery>, QueryRejection>,
+    query: Result<Query<PokeQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     // Browsers do not apply CORS to WebSockets, so the allowed origins are checked here.
@@ -229,22 +308,25 @@ async fn poke_socket(
             "this origin may not open poke sockets",
         );
     }
-    let raw = match query {
-        Ok(Query(q)) => q.space_id,
+    let query = match query {
+        Ok(Query(q)) => q,
         Err(rejection) => return bad_query(&rejection),
     };
-    let space = match raw.as_deref().map(SpaceId::parse) {
+    let user = match state.auth.socket_user(query.token.as_deref(), &headers) {
+        Ok(user) => user,
+        Err(e) => return auth::unauthorized(&e),
+    };
+    let space = match query.space_id.as_deref().map(SpaceId::parse) {
         None => return error_response(&ApiError::MissingSpaceId),
         Some(Err(e)) => return error_response(&ApiError::InvalidSpaceId(e)),
         Some(Ok(space)) => space,
     };
-    match state.service.store().space_version(&space).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return error_response(&ApiError::SpaceNotFound),
-        Err(e) => {
+    // 404 for a space that does not exist and for one the user may not learn exists.
+    if let Err(e) = state.service.authorize_subscribe(&user, &space).await {
+        if e.status() >= 500 {
             tracing::warn!(space_id = %space, error = %e, "poke socket: store unavailable");
-            return error_response(&ApiError::Unavailable(e));
         }
+        return error_response(&e);
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -256,7 +338,17 @@ async fn poke_socket(
             );
         }
     };
-    let subscription = state.hub.subscribe(space);
+    let Some(subscription) = state
+        .hub
+        .try_subscribe(space.clone(), state.max_sockets_per_space)
+    else {
+        tracing::warn!(space_id = %space, limit = state.max_sockets_per_space,
+            "poke socket refused: the space has the most sockets allowed");
+        return error_response(&ApiError::TooManyRequests(format!(
+            "this space has {} poke sockets open, the most allowed",
+            state.max_sockets_per_space
+        )));
+    };
     upgrade.on_upgrade(move |socket| serve_socket(socket, subscription))
 }
 

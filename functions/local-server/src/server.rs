@@ -1,8 +1,10 @@
 //! Startup and shutdown: open the store, bind, say what is served where, serve until
 //! SIGINT or SIGTERM.
 
-use crate::config::Config;
+use crate::auth::{Auth, DEV_SIGN_IN_PATH};
+use crate::config::{AuthConfig, Config, JwtConfig, JwtKeys};
 use crate::cookie_secret::{self, CookieSecretError};
+use crate::jwt::{JwtAuth, KeyError};
 use crate::poke_hub::PokeHub;
 use crate::routes::{self, API_PREFIX, AppOptions, POKE_PATH};
 use crate::static_files;
@@ -17,6 +19,8 @@ pub enum ServerError {
     Store(#[from] StoreChoiceError),
     #[error(transparent)]
     CookieSecret(#[from] CookieSecretError),
+    #[error(transparent)]
+    JwtKeys(#[from] KeyError),
     #[error("cannot listen on {host}:{port}: {source}")]
     Bind {
         host: String,
@@ -31,12 +35,15 @@ pub enum ServerError {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let opened = store_choice::open_store(&config.storage).await?;
     let cookie_keys = cookie_secret::load_or_create(&config.cookie_secret_file)?;
+    let (auth, auth_description) = load_auth(&config.auth)?;
     let hub = PokeHub::new();
     let options = AppOptions {
         allowed_origins: config.allowed_origins.clone(),
         client_dir: config.client_dir.clone(),
         cookie_keys,
         request_timeout: config.request_timeout,
+        auth,
+        max_sockets_per_space: config.max_sockets_per_space,
     };
     let app = routes::app(opened.store, Arc::clone(&hub), &options);
     let bind_error = |source| ServerError::Bind {
@@ -49,13 +56,25 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     let authority = authority(&config.host, local);
-    println!(
-        "Serving http://{authority}/ ({})",
-        static_files::describe(&config.client_dir)
+    let token_param = match config.auth {
+        AuthConfig::None => "",
+        AuthConfig::Jwt(_) => "&token=<token>",
+    };
+    let banner = format!(
+        "Serving http://{authority}/ ({})\n\
+         API base http://{authority}{API_PREFIX}\n\
+         Pokes    ws://{authority}{POKE_PATH}?spaceID=<id>{token_param}\n\
+         Store    {}\n\
+         Auth     {auth_description}\n",
+        static_files::describe(&config.client_dir),
+        opened.description,
     );
-    println!("API base http://{authority}{API_PREFIX}");
-    println!("Pokes    ws://{authority}{POKE_PATH}?spaceID=<id>");
-    println!("Store    {}", opened.description);
+    // Whoever started the server may have stopped reading its output: that is no reason
+    // to stop serving.
+    let mut stdout = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout));
+    drop(stdout);
     tracing::info!(address = %local, store = %opened.description, "listening");
 
     axum::serve(listener, app)
@@ -64,6 +83,54 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map_err(ServerError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The auth of `config`, with its line of the banner; says loudly when there is none, and
+/// when anyone may sign in as anyone.
+fn load_auth(config: &AuthConfig) -> Result<(Auth, String), KeyError> {
+    let jwt = match config {
+        AuthConfig::None => {
+            tracing::warn!(
+                "AUTH_MODE=none: NO AUTHENTICATION. Every request is anonymous: anyone who can \
+                 reach this server and knows (or guesses) a space's ID may read and change it. \
+                 Set AUTH_MODE=jwt for sign-in."
+            );
+            return Ok((
+                Auth::None,
+                "none (anyone may sync any space they know)".to_owned(),
+            ));
+        }
+        AuthConfig::Jwt(jwt) => jwt,
+    };
+    let auth = JwtAuth::load(jwt)?;
+    let description = describe_jwt(jwt);
+    if auth.dev.is_some() {
+        tracing::warn!(
+            "development sign-in at POST {DEV_SIGN_IN_PATH}: anyone who can reach this server \
+             may sign in as any user. For development only; use JWKS_FILE with a real identity \
+             provider otherwise."
+        );
+    }
+    tracing::info!(auth = %description, "auth");
+    Ok((Auth::Jwt(std::sync::Arc::new(auth)), description))
+}
+
+fn describe_jwt(jwt: &JwtConfig) -> String {
+    let mut text = match &jwt.keys {
+        JwtKeys::DevSecret(path) => format!(
+            "jwt (HS256 development secret {}; development sign-in at POST {DEV_SIGN_IN_PATH}, tokens for {} s)",
+            path.display(),
+            jwt.dev_token_ttl.as_secs()
+        ),
+        JwtKeys::Jwks(path) => format!("jwt (keys of {})", path.display()),
+    };
+    if let Some(issuer) = &jwt.issuer {
+        text.push_str(&format!(", issuer {issuer}"));
+    }
+    if let Some(audience) = &jwt.audience {
+        text.push_str(&format!(", audience {audience}"));
+    }
+    text
 }
 
 /// `host:port` as a URL shows it: a name as configured, an IP address as bound (so IPv6

@@ -24,6 +24,11 @@ struct Running {
 
 /// Starts the binary on a free port, its logs going to `log`.
 async fn start(data_dir: &Path, log: &Path) -> Running {
+    start_with_env(data_dir, log, &[]).await
+}
+
+/// [`start`] with more environment variables.
+async fn start_with_env(data_dir: &Path, log: &Path, env: &[(&str, &str)]) -> Running {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,12 +43,19 @@ async fn start(data_dir: &Path, log: &Path) -> Running {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .env("RUST_LOG", "debug")
+        .env_remove("AUTH_MODE")
+        .env_remove("JWT_SECRET_FILE")
+        .env_remove("JWKS_FILE")
+        .env_remove("JWT_ISSUER")
+        .env_remove("JWT_AUDIENCE")
+        .env_remove("DEV_TOKEN_TTL_SECS")
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
-    while banner.len() < 4 {
+    while banner.len() < 5 {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
             .expect("the banner is printed")
@@ -108,6 +120,10 @@ async fn serves_and_keeps_its_data_across_a_restart() {
         first.banner[3]
     );
     assert!(first.banner[3].ends_with("replicache.sqlite3"));
+    assert_eq!(
+        first.banner[4],
+        "Auth     none (anyone may sync any space they know)"
+    );
 
     let created = post_json(
         a,
@@ -143,6 +159,10 @@ async fn serves_and_keeps_its_data_across_a_restart() {
 
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("shutting down"), "{logs}");
+    assert!(
+        logs.contains("AUTH_MODE=none: NO AUTHENTICATION"),
+        "said loudly: {logs}"
+    );
     assert!(!logs.contains(SECRET), "user data stays out of the logs");
 
     let second = start(&data_dir, &log).await;
@@ -170,4 +190,106 @@ async fn serves_and_keeps_its_data_across_a_restart() {
     assert_eq!(before_restart["order"], 2);
     assert!(data_dir.join("cookie-secret").is_file());
     terminate(second).await;
+}
+
+#[tokio::test]
+async fn jwt_mode_with_the_development_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let env = [("AUTH_MODE", "jwt"), ("DEV_TOKEN_TTL_SECS", "600")];
+
+    let first = start_with_env(&data_dir, &log, &env).await;
+    let a = first.addr;
+    assert_eq!(
+        first.banner[2],
+        format!("Pokes    ws://{a}/api/replicache/poke?spaceID=<id>&token=<token>")
+    );
+    let secret_file = data_dir.join("jwt-secret");
+    assert_eq!(
+        first.banner[4],
+        format!(
+            "Auth     jwt (HS256 development secret {}; development sign-in at POST /api/dev/signIn, tokens for 600 s)",
+            secret_file.display()
+        )
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "readable by its owner only");
+    }
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    assert_eq!(secret.trim().len(), 64, "256 random bits, hex");
+
+    let refused = post_json(a, "/api/replicache/createSpace", &json!({})).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let signed_in = post_json(a, "/api/dev/signIn", &json!({"name": "alice"})).await;
+    assert_eq!(signed_in.status, StatusCode::OK);
+    let token = signed_in.json()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let with_token = |path: &'static str, body: serde_json::Value| {
+        let bearer = bearer.clone();
+        async move {
+            common::request(
+                a,
+                axum::http::Method::POST,
+                path,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &bearer),
+                ],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        }
+    };
+    let created = with_token("/api/replicache/createSpace", json!({"spaceID": "mine"})).await;
+    assert_eq!(created.status, StatusCode::OK);
+    terminate(first).await;
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("anyone who can reach this server may sign in as any user"),
+        "{logs}"
+    );
+    assert!(!logs.contains(&token), "tokens stay out of the logs");
+
+    // The secret survives a restart: the token still holds.
+    let second = start_with_env(&data_dir, &log, &env).await;
+    let b = second.addr;
+    let exists = common::request(
+        b,
+        axum::http::Method::POST,
+        "/api/replicache/spaceExists",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+        serde_json::to_vec(&json!({"spaceID": "mine"})).unwrap(),
+    )
+    .await;
+    assert_eq!(exists.json(), json!({"spaceExists": true}));
+    terminate(second).await;
+}
+
+#[tokio::test]
+async fn a_jwt_setting_without_jwt_mode_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_local-server"))
+        .env("PORT", "0")
+        .env("DATA_DIR", dir.path())
+        .env_remove("AUTH_MODE")
+        .env("JWKS_FILE", dir.path().join("jwks.json"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("JWKS_FILE is a setting of AUTH_MODE=jwt"),
+        "{stderr}"
+    );
 }

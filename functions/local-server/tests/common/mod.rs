@@ -34,13 +34,11 @@ impl TestServer {
     }
 
     pub async fn start_with(store: Arc<dyn Store>, allowed_origins: AllowedOrigins) -> Self {
+        Self::start_with_options(store, test_options(allowed_origins)).await
+    }
+
+    pub async fn start_with_options(store: Arc<dyn Store>, options: AppOptions) -> Self {
         let hub = PokeHub::new();
-        let options = AppOptions {
-            allowed_origins,
-            client_dir: "/nonexistent/client/dist".into(),
-            cookie_keys: sync_core::cookie::CookieKeys::random(),
-            request_timeout: sync_core::api::DEFAULT_REQUEST_TIMEOUT,
-        };
         let app = routes::app(store, hub.clone(), &options);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -97,6 +95,15 @@ impl TestServer {
         assert_eq!(reply.status, StatusCode::OK);
         reply.json()["spaceID"].as_str().unwrap().to_owned()
     }
+}
+
+/// The options of a test server: no auth, no web client, a random cookie key.
+pub fn test_options(allowed_origins: AllowedOrigins) -> AppOptions {
+    AppOptions::new(
+        allowed_origins,
+        "/nonexistent/client/dist".into(),
+        sync_core::cookie::CookieKeys::random(),
+    )
 }
 
 /// One request on a fresh HTTP/1.1 connection.
