@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs the real Lambda binaries under `cargo lambda watch`, against moto on 127.0.0.1:
-#   spaces  createSpace, spaceExists         (function URL /lambda-url/spaces/...)
+# Runs the real Lambda binaries under `cargo lambda watch`, against moto on 127.0.0.1,
+# in AuthMode none (the functions say so loudly in their logs):
+#   spaces  createSpace, spaceExists, spaceAccess (function URL /lambda-url/spaces/...)
 #   ws-connect                                 (Invoke API, a $connect event)
 #   push    one increment, which pokes the connection through WEBSOCKET_ENDPOINT
 #   pull    the count is the pushed amount, under a cookie signed with the key of the
 #           cookie secret; a forged cookie from the future is refused (400), a genuine one
 #           moves the space's version past it
+#   ws-connect  past MAX_SOCKETS_PER_SPACE (2 here): 429
 #   ws-default, ws-disconnect                  (Invoke API)
+#   ws-authorizer  a REQUEST authorizer event without a token: the error "Unauthorized"
+#           (API Gateway's 401)
 # then stops everything it started. The table is created from the template's own Table
 # resource (infra/create-table.py), the cookie secret in the same moto as the template's
 # generates it (COOKIE_SECRET_ARN, SECRETS_MANAGER_ENDPOINT). Nothing talks to AWS.
@@ -103,6 +107,9 @@ port=$(free_port)
 fn_env="TABLE_NAME=$table,DYNAMODB_ENDPOINT=$endpoint,WEBSOCKET_ENDPOINT=$endpoint"
 fn_env+=",COOKIE_SECRET_ARN=$secret_arn,SECRETS_MANAGER_ENDPOINT=$endpoint"
 fn_env+=",AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,AWS_REGION=us-east-1,RUST_LOG=info"
+fn_env+=",AUTH_MODE=none,MAX_SOCKETS_PER_SPACE=2"
+# Only ws-authorizer reads these; its keys are never fetched for a request without a token.
+fn_env+=",JWT_ISSUER=https://issuer.example.com,JWT_AUDIENCE=smoke"
 setsid cargo lambda watch \
   --invoke-address 127.0.0.1 --invoke-port "$port" \
   --package lambda-handlers --ignore-changes \
@@ -180,6 +187,12 @@ echo "spaces: createSpace -> $space"
 exists=$(post "$base/lambda-url/spaces/api/replicache/spaceExists" "{\"spaceID\":\"$space\"}" | json 'j["spaceExists"]')
 [ "$exists" = "True" ] || fail "spaceExists answered $exists"
 echo "spaces: spaceExists -> true"
+access=$(post "$base/lambda-url/spaces/api/replicache/spaceAccess?spaceID=$space" '{}')
+[ "$(json 'j["owner"] == "" and j["members"] == [] and j["link"] == "open"' <<<"$access")" = "True" ] ||
+  fail "spaceAccess answered $access"
+echo "spaces: spaceAccess -> anyone with the link (AuthMode none)"
+grep -q 'AUTH_MODE is none: NO AUTHENTICATION' "$work/watch.log" ||
+  fail "the functions did not warn that AUTH_MODE is none"
 
 status=$(invoke ws-connect "$(ws_event '$connect' smoke-connection "$space")" | json 'j["statusCode"]')
 [ "$status" = "200" ] || fail "ws-connect answered $status"
@@ -225,9 +238,28 @@ code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 60
 grep -q '"delivered":1' "$work/watch.log" || fail "push did not poke the connection"
 echo "push: poked 1 connection through WEBSOCKET_ENDPOINT"
 
+# The cap of sockets per space (MAX_SOCKETS_PER_SPACE=2): a second socket, then a third
+# is refused with 429 and stored nowhere.
+status=$(invoke ws-connect "$(ws_event '$connect' smoke-2 "$space")" | json 'j["statusCode"]')
+[ "$status" = "200" ] || fail "a second socket was answered $status"
+status=$(invoke ws-connect "$(ws_event '$connect' smoke-3 "$space")" | json 'j["statusCode"]')
+[ "$status" = "429" ] || fail "a third socket (past the cap of 2) was answered $status"
+echo "ws-connect: a third socket on the space -> 429"
+
 status=$(invoke ws-default "$(ws_event '$default' smoke-connection)" | json 'j["statusCode"]')
 [ "$status" = "200" ] || fail "ws-default answered $status"
 status=$(invoke ws-disconnect "$(ws_event '$disconnect' smoke-connection)" | json 'j["statusCode"]')
 [ "$status" = "200" ] || fail "ws-disconnect answered $status"
 echo "ws-default: 200; ws-disconnect: 200"
+
+# The $connect authorizer (deployed in AuthMode jwt): a REQUEST event without a token is
+# answered with the error "Unauthorized", which API Gateway turns into 401.
+authorizer_event='{"type":"REQUEST","methodArn":"arn:aws:execute-api:us-east-1:123456789012:abc123/live/$connect",
+  "headers":{"Host":"abc123.execute-api.us-east-1.amazonaws.com"},"queryStringParameters":{"spaceID":"x"},
+  "requestContext":{"routeKey":"$connect","eventType":"CONNECT","stage":"live","connectionId":"c1","apiId":"abc123"}}'
+answer=$(curl --silent --show-error --max-time 300 -H 'content-type: application/json' \
+  --data "$authorizer_event" "$base/2015-03-31/functions/ws-authorizer/invocations")
+[ "$(json 'j.get("errorMessage")' <<<"$answer")" = "Unauthorized" ] ||
+  fail "ws-authorizer answered a request without a token with $answer"
+echo "ws-authorizer: no token -> Unauthorized"
 echo "smoke: ok"

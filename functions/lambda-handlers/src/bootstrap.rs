@@ -1,6 +1,7 @@
 //! Cold-start wiring: SDK clients and the sync service, built once per execution
 //! environment and reused by every invocation.
 
+use crate::auth::AuthMode;
 use crate::config;
 use crate::connections::ConnectionTable;
 use crate::poker::ApiGatewayPoker;
@@ -40,14 +41,24 @@ pub async fn poker(client: &aws_sdk_dynamodb::Client, table: &str) -> Arc<dyn Po
     ))
 }
 
-/// The service of a function that hands out no cookies (push, spaces): nothing it answers
-/// is signed, so it needs no cookie keys.
+/// The auth mode of this function (`AUTH_MODE`), announced in the log (loudly when it
+/// is `none`). An unknown mode fails the cold start.
+pub fn auth_mode() -> Result<AuthMode, config::InvalidValue> {
+    let mode = config::auth_mode().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    mode.announce();
+    Ok(mode)
+}
+
+/// The service of a function that hands out no cookies (push, spaces, `$connect`):
+/// nothing it answers is signed, so it needs no cookie keys. It decides access with the
+/// policy of `auth`.
 pub fn sync_service(
     client: aws_sdk_dynamodb::Client,
     table: String,
     poker: Arc<dyn Poker>,
+    auth: AuthMode,
 ) -> Arc<SyncService> {
-    Arc::new(service(client, table, poker))
+    Arc::new(service(client, table, poker, auth))
 }
 
 /// The pull function's service: its cookies are signed with `keys`, the deployment's
@@ -56,13 +67,20 @@ pub fn pull_service(
     client: aws_sdk_dynamodb::Client,
     table: String,
     keys: CookieKeys,
+    auth: AuthMode,
 ) -> Arc<SyncService> {
-    Arc::new(service(client, table, Arc::new(NoPoker)).with_cookie_keys(keys))
+    Arc::new(service(client, table, Arc::new(NoPoker), auth).with_cookie_keys(keys))
 }
 
-fn service(client: aws_sdk_dynamodb::Client, table: String, poker: Arc<dyn Poker>) -> SyncService {
+fn service(
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    poker: Arc<dyn Poker>,
+    auth: AuthMode,
+) -> SyncService {
     let store = store_dynamodb::DynamoStore::new(client, table);
     SyncService::new(Arc::new(store), Arc::new(app::registry()), poker)
+        .with_access_policy(auth.access_policy())
 }
 
 /// Why the cookie keys could not be had. No variant carries any of the secret's text.

@@ -34,6 +34,80 @@ pub const SECRETS_MANAGER_ENDPOINT: &str = "SECRETS_MANAGER_ENDPOINT";
 /// run without [`COOKIE_SECRET_ARN`]. Never set in AWS: a deployment reads the secret.
 pub const COOKIE_SECRET: &str = "COOKIE_SECRET";
 
+/// The auth mode of the HTTP functions and `$connect`: `none` (the default: every request
+/// anonymous) or `jwt` (API Gateway's authorizers verify a JWT; see [`crate::auth`]).
+pub const AUTH_MODE: &str = "AUTH_MODE";
+/// The JWT issuer the WebSocket authorizer accepts (`iss`), such as
+/// `https://cognito-idp.<region>.amazonaws.com/<poolId>`. Its keys are read from
+/// `<issuer>/.well-known/jwks.json`.
+pub const JWT_ISSUER: &str = "JWT_ISSUER";
+/// The audiences the WebSocket authorizer accepts, comma-separated (`aud`, or `client_id`
+/// when a token has no `aud`, as API Gateway's JWT authorizers check them).
+pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+/// Optional, local runs and tests only: where the WebSocket authorizer reads the issuer's
+/// keys instead of `<issuer>/.well-known/jwks.json`.
+pub const JWKS_URL: &str = "JWKS_URL";
+/// Most poke sockets one space may have open (`$connect` answers 429 past it).
+pub const MAX_SOCKETS_PER_SPACE: &str = "MAX_SOCKETS_PER_SPACE";
+
+/// [`MAX_SOCKETS_PER_SPACE`] when it is not set.
+pub const DEFAULT_MAX_SOCKETS_PER_SPACE: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name} is {value:?}: {expected}")]
+pub struct InvalidValue {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// The auth mode ([`AUTH_MODE`]); `none` when unset.
+pub fn auth_mode() -> Result<crate::auth::AuthMode, InvalidValue> {
+    let raw = optional(AUTH_MODE);
+    crate::auth::AuthMode::parse(raw.as_deref().unwrap_or("none")).ok_or(InvalidValue {
+        name: AUTH_MODE,
+        value: raw.unwrap_or_default(),
+        expected: "none or jwt",
+    })
+}
+
+/// [`MAX_SOCKETS_PER_SPACE`], or its default when unset.
+pub fn max_sockets_per_space() -> Result<usize, InvalidValue> {
+    match optional(MAX_SOCKETS_PER_SPACE) {
+        None => Ok(DEFAULT_MAX_SOCKETS_PER_SPACE),
+        Some(raw) => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(InvalidValue {
+                name: MAX_SOCKETS_PER_SPACE,
+                value: raw,
+                expected: "a whole number of at least 1",
+            }),
+    }
+}
+
+/// What the WebSocket authorizer accepts: [`JWT_ISSUER`], [`JWT_AUDIENCE`] (both
+/// required) and [`JWKS_URL`] (optional).
+pub fn jwt_settings() -> Result<crate::auth::JwtSettings, ConfigError> {
+    let issuer = required(JWT_ISSUER)?;
+    let audiences: Vec<String> = required(JWT_AUDIENCE)?
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if audiences.is_empty() {
+        return Err(ConfigError::Missing(JWT_AUDIENCE));
+    }
+    Ok(crate::auth::JwtSettings::new(
+        issuer,
+        audiences,
+        optional(JWKS_URL),
+    ))
+}
+
 pub fn optional(name: &str) -> Option<String> {
     env::var(name).ok().filter(|v| !v.is_empty())
 }

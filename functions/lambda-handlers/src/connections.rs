@@ -1,7 +1,8 @@
 //! Poke connections of the WebSocket API, kept in the sync table beside the space:
 //! `pk=space#<id>, sk=ws#<connectionId>` lists a space's connections with one Query, and
 //! a reverse item `pk=conn#<connectionId>, sk=meta` tells `$disconnect` which space the
-//! connection belonged to. Both carry a TTL: API Gateway closes every connection within
+//! connection belonged to. Both keep the user who opened the connection (`user`, absent
+//! for anonymous ones). Both carry a TTL: API Gateway closes every connection within
 //! two hours, and a `$disconnect` that never ran must not leave records forever.
 //!
 //! Calls are retried by the client, one of `store_dynamodb`'s (see
@@ -11,10 +12,11 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, Select, WriteRequest};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sync_core::SpaceId;
+use sync_core::auth::ANONYMOUS;
 
 /// API Gateway's maximum connection duration.
 pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 60 * 60);
@@ -22,6 +24,8 @@ pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 use store_dynamodb::schema::{PK, SK, TTL_ATTRIBUTE as TTL};
 
 const SPACE_ID: &str = "spaceID";
+/// The user who opened the connection (absent for anonymous connections).
+const USER: &str = "user";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -82,10 +86,21 @@ impl ConnectionTable {
         }
     }
 
-    /// Records `connection_id` as a poke subscriber of `space` (one BatchWriteItem).
+    /// Records `connection_id` as an anonymous poke subscriber of `space`.
     pub async fn add(&self, space: &SpaceId, connection_id: &str) -> Result<(), ConnectionError> {
+        self.add_for_user(space, connection_id, ANONYMOUS).await
+    }
+
+    /// Records `connection_id` as a poke subscriber of `space`, opened by `user` (kept on
+    /// both records; [`ANONYMOUS`] is not written). One BatchWriteItem.
+    pub async fn add_for_user(
+        &self,
+        space: &SpaceId,
+        connection_id: &str,
+        user: &str,
+    ) -> Result<(), ConnectionError> {
         let expires = AttributeValue::N(epoch_secs(SystemTime::now() + CONNECTION_TTL).to_string());
-        let forward = HashMap::from([
+        let mut forward = HashMap::from([
             (PK.to_owned(), space_pk(space)),
             (SK.to_owned(), forward_sk(connection_id)),
             (TTL.to_owned(), expires.clone()),
@@ -93,6 +108,11 @@ impl ConnectionTable {
         let mut reverse = reverse_key(connection_id);
         reverse.insert(SPACE_ID.to_owned(), AttributeValue::S(space.to_string()));
         reverse.insert(TTL.to_owned(), expires);
+        if user != ANONYMOUS {
+            for item in [&mut forward, &mut reverse] {
+                item.insert(USER.to_owned(), AttributeValue::S(user.to_owned()));
+            }
+        }
         let puts = [forward, reverse]
             .into_iter()
             .map(|item| {
@@ -142,6 +162,64 @@ impl ConnectionTable {
         ]);
         self.delete_keys(vec![forward, reverse_key(connection_id)])
             .await
+    }
+
+    /// The user who opened `connection_id` (read consistently): `None` for an unknown
+    /// connection, [`ANONYMOUS`] for one opened without sign-in.
+    pub async fn user_of(&self, connection_id: &str) -> Result<Option<String>, ConnectionError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(reverse_key(connection_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_err("GetItem", &e))?
+            .item;
+        Ok(item.map(|item| {
+            item.get(USER)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_else(|| ANONYMOUS.to_owned())
+        }))
+    }
+
+    /// How many live connections `space` has, counted up to `up_to` (the count stops
+    /// there): Query with `Select=COUNT` on the space's connection records, which reads
+    /// keys only and returns no items, page after page until `up_to` is reached.
+    pub async fn count_live(
+        &self,
+        space: &SpaceId,
+        up_to: usize,
+    ) -> Result<usize, ConnectionError> {
+        let now = AttributeValue::N(epoch_secs(SystemTime::now()).to_string());
+        let mut count = 0usize;
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :ws)")
+                .filter_expression("attribute_not_exists(#ttl) OR #ttl > :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":pk", space_pk(space))
+                .expression_attribute_values(":ws", AttributeValue::S("ws#".into()))
+                .expression_attribute_values(":now", now.clone())
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| dynamo_err("Query", &e))?;
+            count += usize::try_from(page.count).unwrap_or(0);
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() && count < up_to => start = Some(key),
+                _ => return Ok(count),
+            }
+        }
     }
 
     /// The live connection IDs of `space`. Records past their TTL are skipped: DynamoDB

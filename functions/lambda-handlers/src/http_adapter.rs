@@ -1,10 +1,13 @@
 //! API Gateway HTTP API (payload format 2.0) events in, `sync_core` API calls out.
 
+use crate::auth::{AuthMode, MissingUser, user_of_subject};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, http::header};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use sync_core::SyncService;
 use sync_core::api::{ApiRequest, ApiResponse, Route};
+use sync_core::auth::ANONYMOUS;
 use sync_core::error::ApiError;
 
 /// Time kept back from the invocation's deadline. Lambda ends an invocation at its deadline
@@ -48,17 +51,52 @@ pub fn answer_by(event: &Request) -> Option<Instant> {
     Some(Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN))
 }
 
-/// One HTTP function: the service and the routes this function is deployed for. A route
-/// outside the set is answered 404, so a mis-wired integration is visible at once.
+/// The user of `event` in `mode`: in `jwt` mode the subject (`sub`) of the claims that the
+/// HTTP API's JWT authorizer verified (`requestContext.authorizer.jwt.claims`); in `none`
+/// mode nobody ([`ANONYMOUS`]).
+pub fn user_of(event: &Request, mode: AuthMode) -> Result<String, MissingUser> {
+    match mode {
+        AuthMode::None => Ok(ANONYMOUS.to_owned()),
+        AuthMode::Jwt => {
+            let claims = match event.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(context)) => context
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.jwt.as_ref())
+                    .map(|jwt| &jwt.claims),
+                _ => None,
+            };
+            let claims = claims.ok_or(MissingUser::NoClaims)?;
+            user_of_subject(claims.get("sub").map(String::as_str)).map(str::to_owned)
+        }
+    }
+}
+
+/// One HTTP function: the service, the routes this function is deployed for, and how its
+/// requests are authenticated. A route outside the set is answered 404, so a mis-wired
+/// integration is visible at once.
 #[derive(Clone)]
 pub struct HttpFunction {
     service: Arc<SyncService>,
     routes: &'static [Route],
+    auth: AuthMode,
 }
 
 impl HttpFunction {
+    /// A function of the `none` auth mode: every request is anonymous.
     pub fn new(service: Arc<SyncService>, routes: &'static [Route]) -> Self {
-        Self { service, routes }
+        Self {
+            service,
+            routes,
+            auth: AuthMode::None,
+        }
+    }
+
+    /// The same function in auth mode `auth`. The service should decide with the
+    /// mode's policy ([`AuthMode::access_policy`]).
+    pub fn with_auth(mut self, auth: AuthMode) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Answers `event` before its Lambda deadline ([`answer_by`]); without one, within
@@ -78,13 +116,24 @@ impl HttpFunction {
         let method = event.method().as_str();
         let response = match Route::from_path(&path) {
             Some(route) if self.routes.contains(&route) => {
+                // Defence in depth: in `jwt` mode API Gateway's authorizer has already
+                // refused requests without a valid token.
+                let user = match user_of(&event, self.auth) {
+                    Ok(user) => user,
+                    Err(e) => {
+                        tracing::warn!(reason = %e, "request without a verified user");
+                        return to_lambda_response(ApiResponse::from_error(
+                            &ApiError::Unauthorized(e.to_string()),
+                        ));
+                    }
+                };
                 let request = ApiRequest {
                     method,
                     path: &path,
                     space_id,
                     body,
                     accepts_gzip,
-                    user: "",
+                    user: &user,
                 };
                 match deadline {
                     Some(deadline) => self.service.handle_until(request, deadline).await,

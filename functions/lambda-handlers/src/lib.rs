@@ -2,6 +2,7 @@
 //! translation between API Gateway events and `sync_core`'s transport-free API. Each
 //! binary under `src/bin/` is a thin `main` that wires these together.
 
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;

@@ -24,6 +24,7 @@ pub const LOCAL_ONLY_ENV: &[&str] = &[
     config::DYNAMODB_ENDPOINT,
     config::SECRETS_MANAGER_ENDPOINT,
     config::COOKIE_SECRET,
+    config::JWKS_URL,
 ];
 
 /// The needs of one binary of `src/bin/`.
@@ -47,10 +48,16 @@ pub struct FunctionNeeds {
 
 pub const SPACES: FunctionNeeds = FunctionNeeds {
     binary: "spaces",
-    env: &[config::TABLE_NAME, RUST_LOG],
-    // createSpace: a conditional PutItem; spaceExists: GetItem.
-    dynamodb_operations: &["GetItem", "PutItem"],
-    table_actions: &["dynamodb:GetItem", "dynamodb:PutItem"],
+    env: &[config::TABLE_NAME, RUST_LOG, config::AUTH_MODE],
+    // createSpace: a conditional PutItem, or signed in a TransactWriteItems (Put of the
+    // space, Update of its owner's count of spaces); spaceExists and spaceAccess reads:
+    // GetItem; spaceAccess changes: UpdateItem.
+    dynamodb_operations: &["GetItem", "PutItem", "TransactWriteItems", "UpdateItem"],
+    table_actions: &[
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ],
     index_actions: &[],
     connection_actions: &[],
     secret_actions: &[],
@@ -58,7 +65,12 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
 
 pub const PUSH: FunctionNeeds = FunctionNeeds {
     binary: "push",
-    env: &[config::TABLE_NAME, RUST_LOG, config::WEBSOCKET_ENDPOINT],
+    env: &[
+        config::TABLE_NAME,
+        RUST_LOG,
+        config::AUTH_MODE,
+        config::WEBSOCKET_ENDPOINT,
+    ],
     // The snapshot and mutators' reads (TransactGetItems; scans: Query by key prefix), the
     // commit (TransactWriteItems: Update of the space version, Puts), then the poke: the
     // space's connections (Query) and the removal of gone ones (BatchWriteItem).
@@ -83,11 +95,17 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
 
 pub const PULL: FunctionNeeds = FunctionNeeds {
     binary: "pull",
-    env: &[config::TABLE_NAME, RUST_LOG, config::COOKIE_SECRET_ARN],
-    // The space version (GetItem), the changes (Query on the version index), and moving
-    // the version past a cookie from the future (a conditional UpdateItem).
-    dynamodb_operations: &["GetItem", "Query", "UpdateItem"],
-    table_actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    env: &[
+        config::TABLE_NAME,
+        RUST_LOG,
+        config::AUTH_MODE,
+        config::COOKIE_SECRET_ARN,
+    ],
+    // The space item (version, access) with the group's item (its owner) in one
+    // BatchGetItem, the changes (Query on the version index), and moving the version past
+    // a cookie from the future (a conditional UpdateItem).
+    dynamodb_operations: &["BatchGetItem", "Query", "UpdateItem"],
+    table_actions: &["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
     index_actions: &["dynamodb:Query"],
     connection_actions: &[],
     // The cookie keys, once per cold start.
@@ -96,10 +114,20 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
 
 pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
     binary: "ws-connect",
-    env: &[config::TABLE_NAME, RUST_LOG],
-    // The space must exist (GetItem); the connection's two records (BatchWriteItem).
-    dynamodb_operations: &["BatchWriteItem", "GetItem"],
-    table_actions: &["dynamodb:BatchWriteItem", "dynamodb:GetItem"],
+    env: &[
+        config::TABLE_NAME,
+        RUST_LOG,
+        config::AUTH_MODE,
+        config::MAX_SOCKETS_PER_SPACE,
+    ],
+    // The space's access (GetItem); the count of its sockets (Query, Select=COUNT); the
+    // connection's two records (BatchWriteItem).
+    dynamodb_operations: &["BatchWriteItem", "GetItem", "Query"],
+    table_actions: &[
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    ],
     index_actions: &[],
     connection_actions: &[],
     secret_actions: &[],
@@ -126,9 +154,38 @@ pub const WS_DEFAULT: FunctionNeeds = FunctionNeeds {
     secret_actions: &[],
 };
 
+/// The WebSocket `$connect` authorizer (the `jwt` auth mode only): it verifies tokens
+/// against the issuer's public keys, fetched over HTTPS, and calls no AWS API at all. Its
+/// role holds only what SAM gives every function: writing its logs.
+pub const WS_AUTHORIZER: FunctionNeeds = FunctionNeeds {
+    binary: "ws-authorizer",
+    env: &[RUST_LOG, config::JWT_ISSUER, config::JWT_AUDIENCE],
+    dynamodb_operations: &[],
+    table_actions: &[],
+    index_actions: &[],
+    connection_actions: &[],
+    secret_actions: &[],
+};
+
 /// Every binary of `src/bin/`.
-pub const FUNCTIONS: &[FunctionNeeds] =
-    &[SPACES, PUSH, PULL, WS_CONNECT, WS_DISCONNECT, WS_DEFAULT];
+pub const FUNCTIONS: &[FunctionNeeds] = &[
+    SPACES,
+    PUSH,
+    PULL,
+    WS_CONNECT,
+    WS_DISCONNECT,
+    WS_DEFAULT,
+    WS_AUTHORIZER,
+];
+
+/// The binaries deployed only in the `jwt` auth mode (their resources carry the
+/// template's `JwtAuth` condition).
+pub const JWT_MODE_ONLY: &[&str] = &[WS_AUTHORIZER.binary];
+
+/// The binaries whose behaviour depends on the auth mode: they get `AUTH_MODE`.
+pub fn reads_auth_mode(needs: &FunctionNeeds) -> bool {
+    needs.env.contains(&config::AUTH_MODE)
+}
 
 /// The needs of the binary named `binary`.
 pub fn of(binary: &str) -> Option<&'static FunctionNeeds> {

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use lambda_handlers::HttpFunction;
+use lambda_handlers::auth::AuthMode;
 use lambda_handlers::http_adapter::DEADLINE_MARGIN;
 use lambda_http::{Body, Context, Request, RequestExt as _};
 use serde_json::{Value, json};
@@ -345,4 +346,170 @@ async fn an_emulator_placeholder_deadline_is_not_taken_for_one() {
             json_of(&resp)
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Who is asking: the JWT authorizer's claims in jwt mode, nobody in none mode.
+// ---------------------------------------------------------------------------------------
+
+/// `event` as it arrives behind the HTTP API's JWT authorizer, which verified a token of
+/// `sub`: claims as strings, as on the wire.
+fn signed_in(event: Request, sub: &str) -> Request {
+    let mut v: Value = {
+        let path = event.raw_http_path().to_owned();
+        let query = event
+            .query_string_parameters()
+            .first("spaceID")
+            .map(|s| format!("spaceID={s}"));
+        let body = String::from_utf8_lossy(event.body().as_ref()).into_owned();
+        let ev = json!({
+            "version": "2.0",
+            "routeKey": format!("POST {path}"),
+            "rawPath": path,
+            "rawQueryString": query.clone().unwrap_or_default(),
+            "headers": {"content-type": "application/json",
+                        "authorization": format!("Bearer eyJ.of-{sub}.sig")},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "abc123",
+                "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
+                "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
+                "requestId": "JKJaXmPLvHcESHA=", "routeKey": format!("POST {path}"),
+                "stage": "$default", "time": "27/Nov/2026:08:00:00 +0000",
+                "timeEpoch": 1795766400000u64
+            },
+            "body": body,
+            "isBase64Encoded": false
+        });
+        if let Some(q) = query {
+            let (k, v) = q.split_once('=').unwrap();
+            let mut ev = ev;
+            ev["queryStringParameters"] = json!({ k: v });
+            ev
+        } else {
+            ev
+        }
+    };
+    v["requestContext"]["authorizer"] = json!({"jwt": {
+        "claims": {"sub": sub, "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
+                   "aud": "exampleclientid", "exp": "1795769600", "iat": "1795766000",
+                   "token_use": "id", "email_verified": "true"},
+        "scopes": null
+    }});
+    lambda_http::request::from_str(&v.to_string()).expect("a valid HTTP API v2 event")
+}
+
+fn jwt_function() -> HttpFunction {
+    let svc = Arc::new(
+        SyncService::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(app::registry()),
+            Arc::new(NoPoker),
+        )
+        .with_access_policy(AuthMode::Jwt.access_policy()),
+    );
+    HttpFunction::new(svc, ALL_WITH_ACCESS).with_auth(AuthMode::Jwt)
+}
+
+const ALL_WITH_ACCESS: &[Route] = &[
+    Route::CreateSpace,
+    Route::SpaceExists,
+    Route::SpaceAccess,
+    Route::Push,
+    Route::Pull,
+];
+
+#[tokio::test]
+async fn jwt_mode_reads_the_user_from_the_authorizers_claims() {
+    let f = jwt_function();
+    let created = f
+        .handle(signed_in(
+            event("/api/replicache/createSpace", None, "{}", false, false),
+            "alice-sub",
+        ))
+        .await;
+    assert_eq!(created.status(), 200);
+    let space = json_of(&created)["spaceID"].as_str().unwrap().to_owned();
+    let query = format!("spaceID={space}");
+    let access = f
+        .handle(signed_in(
+            event(
+                "/api/replicache/spaceAccess",
+                Some(&query),
+                "{}",
+                false,
+                false,
+            ),
+            "alice-sub",
+        ))
+        .await;
+    assert_eq!(
+        json_of(&access),
+        json!({"owner": "alice-sub", "members": [], "link": "members"})
+    );
+    // Another subject is a stranger to it.
+    let other = f
+        .handle(signed_in(
+            event(
+                "/api/replicache/spaceAccess",
+                Some(&query),
+                "{}",
+                false,
+                false,
+            ),
+            "bob-sub",
+        ))
+        .await;
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test]
+async fn jwt_mode_without_claims_is_401_json() {
+    let f = jwt_function();
+    for path in [
+        "/api/replicache/createSpace",
+        "/api/replicache/push",
+        "/api/replicache/pull",
+    ] {
+        let resp = f
+            .handle(event(path, Some("spaceID=s"), "{}", false, false))
+            .await;
+        assert_eq!(resp.status(), 401, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(json_of(&resp)["error"], json!("Unauthorized"));
+    }
+    // An empty subject is no user either.
+    let resp = f
+        .handle(signed_in(
+            event("/api/replicache/createSpace", None, "{}", false, false),
+            "",
+        ))
+        .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn none_mode_ignores_claims_every_request_is_anonymous() {
+    // In none mode nobody is signed in, even if a token's claims arrive.
+    let (f, _) = function(ALL_WITH_ACCESS);
+    let created = f
+        .handle(signed_in(
+            event("/api/replicache/createSpace", None, "{}", false, false),
+            "alice-sub",
+        ))
+        .await;
+    let space = json_of(&created)["spaceID"].as_str().unwrap().to_owned();
+    let access = f
+        .handle(event(
+            "/api/replicache/spaceAccess",
+            Some(&format!("spaceID={space}")),
+            "{}",
+            false,
+            false,
+        ))
+        .await;
+    assert_eq!(
+        json_of(&access),
+        json!({"owner": "", "members": [], "link": "open"})
+    );
 }

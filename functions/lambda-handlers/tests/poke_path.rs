@@ -13,6 +13,7 @@ use std::sync::Arc;
 use support::ws_event;
 use sync_core::api::ApiRequest;
 use sync_core::mutators::app;
+use sync_core::poke::NoPoker;
 use sync_core::{SpaceId, Store, SyncService};
 use test_support::LocalDynamo;
 
@@ -53,8 +54,13 @@ async fn world() -> World {
         connections.clone(),
         management_client(&standin.endpoint()),
     ));
+    let service = Arc::new(SyncService::new(
+        store.clone(),
+        Arc::new(app::registry()),
+        Arc::new(NoPoker),
+    ));
     World {
-        routes: WebSocketRoutes::new(store.clone(), connections.clone()),
+        routes: WebSocketRoutes::new(service, connections.clone()),
         _dynamo: dynamo,
         standin,
         store,

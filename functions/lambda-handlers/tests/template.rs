@@ -1,17 +1,20 @@
 //! `infra/template.yaml` held against the code: one function per binary, the environment
-//! each binary reads, the routes, the table's schema, and least-privilege IAM. The IAM
-//! declaration of `lambda_handlers::permissions` is itself checked against the requests
-//! each binary's code path really sends, to a DynamoDB-compatible server (moto) and to the
-//! Management API stand-in.
+//! each binary reads, the routes and their authorizers, the table's schema, the abuse
+//! limits, and least-privilege IAM, in both auth modes (the template as deployed with
+//! `AuthMode` none and jwt: `support::template` evaluates its Conditions and `Fn::If`s).
+//! The IAM declaration of `lambda_handlers::permissions` is itself checked against the
+//! requests each binary's code path really sends, to a DynamoDB-compatible server (moto)
+//! and to the Management API stand-in.
 
 mod support;
 
 use apigw_management_standin::Standin;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+use lambda_handlers::auth::AuthMode;
 use lambda_handlers::connections::ConnectionTable;
 use lambda_handlers::permissions::{self, FunctionNeeds};
 use lambda_handlers::poker::ApiGatewayPoker;
-use lambda_handlers::websocket::{WebSocketRoutes, keep_alive};
+use lambda_handlers::websocket::{self, WebSocketRoutes, keep_alive};
 use lambda_handlers::{HttpFunction, bootstrap, config};
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
@@ -19,16 +22,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use store_dynamodb::{DynamoStore, RequestCounter, schema};
 use support::iam::IamRecorder;
-use support::template::{Grant, Scope, Template, get_att, grants_of, ref_of, strings, sub_of};
-use support::{http_event, ws_event};
+use support::template::{
+    Grant, Scope, Template, get_att, grants_of, invoked_function, ref_of, strings, sub_of,
+};
+use support::{http_event, http_event_as, ws_connect_as, ws_event};
 use sync_core::cookie::CookieKeys;
 use sync_core::poke::NoPoker;
 use sync_core::{Route, SpaceId, Store};
 use test_support::LocalDynamo;
 
-const ALL_ROUTES: [Route; 4] = [
+const ALL_ROUTES: [Route; 5] = [
     Route::CreateSpace,
     Route::SpaceExists,
+    Route::SpaceAccess,
     Route::Push,
     Route::Pull,
 ];
@@ -105,22 +111,53 @@ fn declared_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
 
 #[test]
 fn one_function_per_binary_built_by_cargo_lambda() {
-    let t = Template::load();
     let binaries = cargo_binaries();
-    let deployed: Vec<String> = t.functions().iter().map(|f| f.binary.clone()).collect();
-    let deployed_set: BTreeSet<String> = deployed.iter().cloned().collect();
-    assert_eq!(
-        deployed.len(),
-        deployed_set.len(),
-        "a binary deployed twice: {deployed:?}"
-    );
-    assert_eq!(deployed_set, binaries, "template functions vs src/bin");
     assert_eq!(
         set(permissions::FUNCTIONS.iter().map(|f| f.binary)),
         binaries,
         "permissions::FUNCTIONS vs src/bin"
     );
+    for (mode, t) in Template::each_auth_mode() {
+        let deployed: Vec<String> = t.functions().iter().map(|f| f.binary.clone()).collect();
+        let deployed_set: BTreeSet<String> = deployed.iter().cloned().collect();
+        assert_eq!(
+            deployed.len(),
+            deployed_set.len(),
+            "{mode}: a binary deployed twice: {deployed:?}"
+        );
+        // The authorizer exists in jwt mode only; every other binary in both.
+        let mut expected = binaries.clone();
+        if mode == "none" {
+            for only in permissions::JWT_MODE_ONLY {
+                expected.remove(*only);
+            }
+        }
+        assert_eq!(
+            deployed_set, expected,
+            "{mode}: template functions vs src/bin"
+        );
+        check_functions(&t);
+    }
+    // The jwt-only resources carry the condition in the template as written.
+    let raw = support::template::raw_template();
+    for (id, resource) in raw["Resources"].as_mapping().unwrap() {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str();
+        if binary.is_some_and(|b| permissions::JWT_MODE_ONLY.contains(&b)) {
+            assert_eq!(resource["Condition"].as_str(), Some("JwtAuth"), "{id:?}");
+        }
+    }
 
+    let architecture = &Template::load().doc["Parameters"]["Architecture"];
+    assert_eq!(architecture["Default"].as_str(), Some("x86_64"));
+    assert_eq!(strings(&architecture["AllowedValues"]), ["x86_64", "arm64"]);
+}
+
+fn check_functions(t: &Template) {
+    let served: BTreeSet<String> = t
+        .routes_of(&t.http_api())
+        .into_iter()
+        .map(|r| r.function)
+        .collect();
     for f in t.functions() {
         let id = &f.id;
         assert_eq!(
@@ -153,7 +190,7 @@ fn one_function_per_binary_built_by_cargo_lambda() {
             "{id}: MemorySize"
         );
         let timeout = f.prop("Timeout").as_u64().expect("Timeout");
-        if !f.http_routes().is_empty() {
+        if served.contains(&f.id) {
             // API Gateway HTTP APIs give an integration 30 seconds.
             assert!(
                 timeout < 30,
@@ -168,10 +205,39 @@ fn one_function_per_binary_built_by_cargo_lambda() {
         let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         assert_eq!(code, package.canonicalize().unwrap(), "{id}: CodeUri");
     }
+}
 
-    let architecture = &t.doc["Parameters"]["Architecture"];
-    assert_eq!(architecture["Default"].as_str(), Some("x86_64"));
-    assert_eq!(strings(&architecture["AllowedValues"]), ["x86_64", "arm64"]);
+#[test]
+fn reserved_concurrency_applies_to_every_function_when_set() {
+    let parameter = &Template::load().doc["Parameters"]["ReservedConcurrency"];
+    assert_eq!(
+        parameter["Default"].as_u64(),
+        Some(0),
+        "unreserved by default"
+    );
+    assert_eq!(parameter["MinValue"].as_u64(), Some(0));
+    for (mode, _) in Template::each_auth_mode() {
+        let mut overrides = support::template::jwt_parameters(mode);
+        // 0: no reservation, the property absent.
+        let t = Template::load_with(&overrides);
+        for f in t.functions() {
+            assert!(
+                f.prop("ReservedConcurrentExecutions").is_null(),
+                "{mode} {}: reserved with ReservedConcurrency 0",
+                f.id
+            );
+        }
+        overrides.push(("ReservedConcurrency", "5"));
+        let t = Template::load_with(&overrides);
+        for f in t.functions() {
+            assert_eq!(
+                ref_of(f.prop("ReservedConcurrentExecutions")),
+                Some("ReservedConcurrency"),
+                "{mode} {}",
+                f.id
+            );
+        }
+    }
 }
 
 /// `pub const NAME: &str = "VALUE";` of src/config.rs: (NAME, VALUE), the variables
@@ -256,12 +322,19 @@ fn calls_unqualified(code: &str, name: &str) -> bool {
     })
 }
 
-/// Variables named directly in `code`: `config::NAME`, `config::table_name()`, and the
-/// ones read by `EnvFilter::from_default_env` and `store_dynamodb::client_from_env`.
-fn direct_reads(code: &str) -> BTreeSet<String> {
+/// Variables named directly in `code`: `config::NAME` (or `NAME` in config.rs itself,
+/// `in_config`), `config::table_name()`, and the ones read by
+/// `EnvFilter::from_default_env` and `store_dynamodb::client_from_env`.
+fn direct_reads(code: &str, in_config: bool) -> BTreeSet<String> {
     let mut read = BTreeSet::new();
     for (name, value) in config_constants() {
-        if names(code, &format!("config::{name}")) {
+        let named = names(code, &format!("config::{name}"))
+            || (in_config
+                && code.match_indices(name.as_str()).any(|(at, _)| {
+                    !code[..at].ends_with(is_identifier_char)
+                        && !code[at + name.len()..].starts_with(is_identifier_char)
+                }));
+        if named {
             read.insert(value);
         }
     }
@@ -282,7 +355,10 @@ fn direct_reads(code: &str) -> BTreeSet<String> {
 fn environment_reads(functions: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
     let mut reads: BTreeMap<String, BTreeSet<String>> = functions
         .iter()
-        .map(|(name, body)| (name.clone(), direct_reads(body)))
+        .map(|(name, body)| {
+            let in_config = name.starts_with("config::");
+            (name.clone(), direct_reads(body, in_config))
+        })
         .collect();
     loop {
         let mut changed = false;
@@ -333,7 +409,7 @@ fn environment_is_what_each_binary_reads() {
     for needs in permissions::FUNCTIONS {
         let source = bin_source(needs.binary);
         assert!(!source.contains("env::var"), "{}", needs.binary);
-        let mut read = direct_reads(&source);
+        let mut read = direct_reads(&source, false);
         for (name, vars) in &reads {
             if source.contains(&format!("{name}(")) {
                 read.extend(vars.iter().cloned());
@@ -359,8 +435,24 @@ fn environment_is_what_each_binary_reads() {
         );
     }
 
-    // The template against the declaration: exactly those variables, with the right values.
+    // The template against the declaration: exactly those variables, with the right
+    // values, in both auth modes.
+    for (mode, t) in Template::each_auth_mode() {
+        check_environment(mode, &t);
+    }
     let t = Template::load();
+    let log_level = &t.doc["Parameters"]["LogLevel"];
+    assert_eq!(log_level["Default"].as_str(), Some("info"));
+    let auth_mode = &t.doc["Parameters"]["AuthMode"];
+    assert_eq!(auth_mode["Default"].as_str(), Some("none"));
+    assert_eq!(strings(&auth_mode["AllowedValues"]), ["none", "jwt"]);
+    // The variables' values are the mode names the code knows.
+    for value in ["none", "jwt"] {
+        assert!(lambda_handlers::auth::AuthMode::parse(value).is_some());
+    }
+}
+
+fn check_environment(mode: &str, t: &Template) {
     let table = t.only_id_of_type("AWS::DynamoDB::Table");
     let secret = t.cookie_secret();
     let api = t.websocket_api();
@@ -371,7 +463,7 @@ fn environment_is_what_each_binary_reads() {
         assert_eq!(
             env.keys().cloned().collect::<BTreeSet<_>>(),
             set(needs.env.iter().copied()),
-            "{}: environment",
+            "{mode} {}: environment",
             f.id
         );
         for local in permissions::LOCAL_ONLY_ENV {
@@ -382,9 +474,14 @@ fn environment_is_what_each_binary_reads() {
             );
         }
         for (name, value) in &env {
+            let parameter = |p: &str| assert_eq!(ref_of(value), Some(p), "{mode} {}: {name}", f.id);
             match name.as_str() {
                 config::TABLE_NAME => assert_eq!(ref_of(value), Some(table.as_str()), "{}", f.id),
-                permissions::RUST_LOG => assert_eq!(ref_of(value), Some("LogLevel"), "{}", f.id),
+                permissions::RUST_LOG => parameter("LogLevel"),
+                config::AUTH_MODE => parameter("AuthMode"),
+                config::JWT_ISSUER => parameter("JwtIssuer"),
+                config::JWT_AUDIENCE => parameter("JwtAudience"),
+                config::MAX_SOCKETS_PER_SPACE => parameter("MaxSocketsPerSpace"),
                 // The ARN (a secret's Ref), never the value.
                 config::COOKIE_SECRET_ARN => {
                     assert_eq!(ref_of(value), Some(secret.as_str()), "{}", f.id)
@@ -402,40 +499,121 @@ fn environment_is_what_each_binary_reads() {
             }
         }
     }
-    let log_level = &t.doc["Parameters"]["LogLevel"];
-    assert_eq!(log_level["Default"].as_str(), Some("info"));
+    // Every function whose behaviour depends on the mode is told the mode: the HTTP
+    // functions and $connect.
+    let told: BTreeSet<&str> = permissions::FUNCTIONS
+        .iter()
+        .filter(|f| permissions::reads_auth_mode(f))
+        .map(|f| f.binary)
+        .collect();
+    assert_eq!(
+        told,
+        BTreeSet::from(["pull", "push", "spaces", "ws-connect"])
+    );
+}
+
+/// The routes of the HTTP API: method and path from the route key.
+fn http_route_of(key: &str) -> Route {
+    let (method, path) = key.split_once(' ').expect("METHOD /path");
+    assert_eq!(method, "POST", "{key}");
+    let route = Route::from_path(path).unwrap_or_else(|| panic!("{path}: no such route"));
+    assert_eq!(path, format!("/api/replicache/{}", route.name()));
+    route
 }
 
 #[test]
 fn http_routes_reach_the_functions_that_serve_them() {
-    let t = Template::load();
-    let api = t.only_id_of_type("AWS::Serverless::HttpApi");
+    for (mode, t) in Template::each_auth_mode() {
+        check_http_routes(mode, &t);
+    }
+}
+
+fn check_http_routes(mode: &str, t: &Template) {
+    let api = t.http_api();
+    let function_ids: BTreeMap<String, String> = t
+        .functions()
+        .into_iter()
+        .map(|f| (f.id.clone(), f.binary.clone()))
+        .collect();
+    let routes = t.routes_of(&api);
     let mut deployed = Vec::new();
-    for f in t.functions() {
-        let mut served = BTreeSet::new();
-        for (method, path, api_id) in f.http_routes() {
-            assert_eq!(
-                (method.as_str(), api_id.as_str()),
-                ("POST", api.as_str()),
-                "{}",
-                f.id
-            );
-            let route = Route::from_path(&path).unwrap_or_else(|| panic!("{path}: no such route"));
-            assert_eq!(path, format!("/api/replicache/{}", route.name()));
-            served.insert(format!("{route:?}"));
-            deployed.push(route);
+    let mut served: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &routes {
+        let route = http_route_of(&r.key);
+        deployed.push(route);
+        served
+            .entry(r.function.clone())
+            .or_default()
+            .insert(format!("{route:?}"));
+        let integration = &t.resource(&r.integration)["Properties"];
+        assert_eq!(
+            integration["PayloadFormatVersion"].as_str(),
+            Some("2.0"),
+            "{}",
+            r.id
+        );
+        // Authorization: every route behind the JWT authorizer in jwt mode, none in none.
+        match mode {
+            "jwt" => {
+                assert_eq!(r.authorization_type, "JWT", "{mode} {}", r.id);
+                let authorizer = r
+                    .authorizer
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{}: no authorizer", r.id));
+                assert_eq!(
+                    ref_of(&t.resource(authorizer)["Properties"]["ApiId"]),
+                    Some(api.as_str())
+                );
+            }
+            _ => {
+                assert_eq!(r.authorization_type, "NONE", "{mode} {}", r.id);
+                assert_eq!(r.authorizer, None, "{mode} {}", r.id);
+            }
         }
-        // The routes the binary hands to its HttpFunction.
-        let source = bin_source(&f.binary);
+        // API Gateway may invoke the function for this route only.
+        let path = r.key.split_once(' ').expect("METHOD /path").1;
+        let arn = format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/*/POST{path}"
+        );
+        let permissions = t.permissions_of(&r.function);
+        assert!(
+            permissions
+                .iter()
+                .any(|p| sub_of(&p["SourceArn"]) == Some(arn.as_str())),
+            "{}: no permission for {arn}",
+            r.id
+        );
+    }
+    // Each function's permissions name its routes and nothing else.
+    for (function, routes) in &served {
+        for p in t.permissions_of(function) {
+            assert_eq!(p["Action"].as_str(), Some("lambda:InvokeFunction"));
+            assert_eq!(p["Principal"].as_str(), Some("apigateway.amazonaws.com"));
+            let arn = sub_of(&p["SourceArn"]).expect("SourceArn: Fn::Sub");
+            let route = arn
+                .rsplit_once("/POST")
+                .and_then(|(_, path)| Route::from_path(path))
+                .unwrap_or_else(|| panic!("{function}: permission for {arn}"));
+            assert!(routes.contains(&format!("{route:?}")), "{function}: {arn}");
+        }
+    }
+    // The routes each binary hands to its HttpFunction.
+    for (function, routes) in &served {
+        let binary = &function_ids[function];
+        let source = bin_source(binary);
         let handled: BTreeSet<String> = ALL_ROUTES
             .iter()
             .map(|r| format!("{r:?}"))
             .filter(|r| source.contains(&format!("Route::{r}")))
             .collect();
         assert_eq!(
-            served, handled,
-            "{}: routes deployed vs routes handled",
-            f.id
+            routes, &handled,
+            "{function}: routes deployed vs routes handled"
+        );
+        // And the auth mode it runs in.
+        assert!(
+            source.contains(".with_auth(auth)") && source.contains("bootstrap::auth_mode()"),
+            "{binary} authenticates in the deployment's mode"
         );
     }
     deployed.sort_by_key(|r| r.name());
@@ -443,6 +621,41 @@ fn http_routes_reach_the_functions_that_serve_them() {
     all.sort_by_key(|r| r.name());
     assert_eq!(deployed, all, "every route deployed exactly once");
 
+    // The authorizer: the JWT of the Authorization header, from the issuer, for the
+    // audiences; in jwt mode only.
+    let authorizers = t.ids_of_api("AWS::ApiGatewayV2::Authorizer", &api);
+    if mode == "jwt" {
+        assert_eq!(authorizers.len(), 1, "{authorizers:?}");
+        let a = &t.resource(&authorizers[0])["Properties"];
+        assert_eq!(a["AuthorizerType"].as_str(), Some("JWT"));
+        assert_eq!(
+            strings(&a["IdentitySource"]),
+            ["$request.header.Authorization"]
+        );
+        assert_eq!(ref_of(&a["JwtConfiguration"]["Issuer"]), Some("JwtIssuer"));
+        let audience = a["JwtConfiguration"]["Audience"]["Fn::Split"]
+            .as_sequence()
+            .expect("Audience: Fn::Split of JwtAudience");
+        assert_eq!(audience[0].as_str(), Some(","));
+        assert_eq!(ref_of(&audience[1]), Some("JwtAudience"));
+    } else {
+        assert!(authorizers.is_empty(), "{mode}: {authorizers:?}");
+    }
+
+    // The $default stage deploys itself after every route exists, throttled.
+    let stage_id = t.stage_of(&api);
+    let stage = t.resource(&stage_id);
+    assert_eq!(stage["Properties"]["StageName"].as_str(), Some("$default"));
+    assert_eq!(stage["Properties"]["AutoDeploy"].as_bool(), Some(true));
+    let depends: BTreeSet<String> = strings(&stage["DependsOn"]).into_iter().collect();
+    assert_eq!(
+        depends,
+        routes.iter().map(|r| r.id.clone()).collect::<BTreeSet<_>>()
+    );
+    check_throttling(t, &stage_id, "HttpThrottleBurst", "HttpThrottleRate");
+
+    // CORS: browsers may send the token, and see every answer, the authorizer's 401s
+    // included (API Gateway adds the headers to them).
     let cors = &t.resource(&api)["Properties"]["CorsConfiguration"];
     let lower = |v: &Value| -> BTreeSet<String> {
         strings(v).iter().map(|s| s.to_ascii_lowercase()).collect()
@@ -462,11 +675,46 @@ fn http_routes_reach_the_functions_that_serve_them() {
         t.doc["Parameters"]["AllowedOrigins"]["Default"].as_str(),
         Some("*")
     );
+    // No route answers OPTIONS: API Gateway answers preflights, unauthenticated.
+    assert!(
+        routes
+            .iter()
+            .all(|r| !r.key.starts_with("OPTIONS") && !r.key.starts_with("ANY"))
+    );
+}
+
+/// The stage's default route settings throttle with the two parameters.
+fn check_throttling(t: &Template, stage: &str, burst: &str, rate: &str) {
+    let settings = &t.resource(stage)["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        ref_of(&settings["ThrottlingBurstLimit"]),
+        Some(burst),
+        "{stage}"
+    );
+    assert_eq!(
+        ref_of(&settings["ThrottlingRateLimit"]),
+        Some(rate),
+        "{stage}"
+    );
+    for p in [burst, rate] {
+        let parameter = &t.doc["Parameters"][p];
+        assert_eq!(parameter["Type"].as_str(), Some("Number"), "{p}");
+        assert!(
+            parameter["MinValue"].as_u64().is_some_and(|m| m >= 1),
+            "{p}"
+        );
+        assert!(parameter["Default"].as_u64().is_some_and(|d| d >= 1), "{p}");
+    }
 }
 
 #[test]
 fn websocket_routes_reach_their_functions() {
-    let t = Template::load();
+    for (mode, t) in Template::each_auth_mode() {
+        check_websocket_routes(mode, &t);
+    }
+}
+
+fn check_websocket_routes(mode: &str, t: &Template) {
     let api = t.websocket_api();
     let props = &t.resource(&api)["Properties"];
     assert_eq!(
@@ -477,14 +725,11 @@ fn websocket_routes_reach_their_functions() {
     let expected: BTreeMap<&str, (&str, &[&str])> = BTreeMap::from([
         (
             "$connect",
-            ("ws-connect", &[".connect(", "StatefulRoute::Connect"][..]),
+            ("ws-connect", &["websocket::serve_connect("][..]),
         ),
         (
             "$disconnect",
-            (
-                "ws-disconnect",
-                &[".disconnect(", "StatefulRoute::Disconnect"][..],
-            ),
+            ("ws-disconnect", &["websocket::serve_disconnect("][..]),
         ),
         ("$default", ("ws-default", &["keep_alive("][..])),
     ]);
@@ -493,29 +738,15 @@ fn websocket_routes_reach_their_functions() {
         .into_iter()
         .map(|f| (f.id.clone(), f.binary.clone()))
         .collect();
-    let route_ids = t.ids_of_type("AWS::ApiGatewayV2::Route");
+    let routes = t.routes_of(&api);
     let mut seen = BTreeSet::new();
-    for route_id in &route_ids {
-        let route = &t.resource(route_id)["Properties"];
-        assert_eq!(ref_of(&route["ApiId"]), Some(api.as_str()), "{route_id}");
-        let key = route["RouteKey"].as_str().expect("RouteKey");
+    for route in &routes {
+        let key = route.key.as_str();
         let (binary, handler) = expected
             .get(key)
             .unwrap_or_else(|| panic!("unexpected route {key}"));
-        let integration_id = sub_of(&route["Target"])
-            .and_then(|s| s.strip_prefix("integrations/${"))
-            .and_then(|s| s.strip_suffix('}'))
-            .unwrap_or_else(|| panic!("{route_id}: Target is not integrations/${{...}}"));
-        let integration = &t.resource(integration_id)["Properties"];
-        assert_eq!(ref_of(&integration["ApiId"]), Some(api.as_str()));
-        assert_eq!(integration["IntegrationType"].as_str(), Some("AWS_PROXY"));
-        let uri = sub_of(&integration["IntegrationUri"]).expect("IntegrationUri: Fn::Sub");
-        let function_id = uri
-            .strip_prefix("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${")
-            .and_then(|s| s.strip_suffix(".Arn}/invocations"))
-            .unwrap_or_else(|| panic!("{integration_id}: unexpected IntegrationUri {uri}"));
         assert_eq!(
-            function_ids.get(function_id).map(String::as_str),
+            function_ids.get(&route.function).map(String::as_str),
             Some(*binary),
             "{key}"
         );
@@ -526,12 +757,9 @@ fn websocket_routes_reach_their_functions() {
         );
 
         // API Gateway may invoke the function for this route only.
-        let permission = t
-            .ids_of_type("AWS::Lambda::Permission")
-            .into_iter()
-            .find(|p| ref_of(&t.resource(p)["Properties"]["FunctionName"]) == Some(function_id))
-            .unwrap_or_else(|| panic!("no AWS::Lambda::Permission for {function_id}"));
-        let permission = &t.resource(&permission)["Properties"];
+        let permissions = t.permissions_of(&route.function);
+        assert_eq!(permissions.len(), 1, "{}", route.function);
+        let permission = permissions[0];
         assert_eq!(permission["Action"].as_str(), Some("lambda:InvokeFunction"));
         assert_eq!(
             permission["Principal"].as_str(),
@@ -544,19 +772,120 @@ fn websocket_routes_reach_their_functions() {
                     .as_str()
             )
         );
+
+        // Only $connect is authorized, by the Lambda authorizer, in jwt mode.
+        match (mode, key) {
+            ("jwt", "$connect") => {
+                assert_eq!(route.authorization_type, "CUSTOM", "{mode} {key}");
+                let authorizer = route.authorizer.as_deref().expect("an authorizer");
+                check_websocket_authorizer(t, &api, authorizer, &function_ids);
+            }
+            _ => {
+                assert_eq!(route.authorization_type, "NONE", "{mode} {key}");
+                assert_eq!(route.authorizer, None, "{mode} {key}");
+            }
+        }
         seen.insert(key);
     }
     assert_eq!(seen, expected.keys().copied().collect::<BTreeSet<_>>());
+    let authorizers = t.ids_of_api("AWS::ApiGatewayV2::Authorizer", &api);
+    assert_eq!(
+        authorizers.len(),
+        usize::from(mode == "jwt"),
+        "{mode}: {authorizers:?}"
+    );
 
     // The stage serves all three routes: it deploys itself after they exist.
-    let stage = t.resource(&t.websocket_stage());
+    let stage_id = t.websocket_stage();
+    let stage = t.resource(&stage_id);
     assert_eq!(stage["Properties"]["AutoDeploy"].as_bool(), Some(true));
     assert!(
         stage["Properties"]["DeploymentId"].is_null(),
         "AutoDeploy takes no DeploymentId"
     );
     let depends: BTreeSet<String> = strings(&stage["DependsOn"]).into_iter().collect();
-    assert_eq!(depends, route_ids.into_iter().collect::<BTreeSet<_>>());
+    assert_eq!(
+        depends,
+        routes.iter().map(|r| r.id.clone()).collect::<BTreeSet<_>>()
+    );
+    check_throttling(
+        t,
+        &stage_id,
+        "WebSocketThrottleBurst",
+        "WebSocketThrottleRate",
+    );
+    let cap = &t.doc["Parameters"]["MaxSocketsPerSpace"];
+    assert_eq!(
+        cap["Default"].as_u64(),
+        Some(config::DEFAULT_MAX_SOCKETS_PER_SPACE as u64)
+    );
+    assert_eq!(cap["MinValue"].as_u64(), Some(1));
+}
+
+/// The `$connect` authorizer: a REQUEST authorizer reading `?token=`, invoking the
+/// `ws-authorizer` function, which API Gateway may invoke as this authorizer only.
+fn check_websocket_authorizer(
+    t: &Template,
+    api: &str,
+    authorizer: &str,
+    function_ids: &BTreeMap<String, String>,
+) {
+    let a = &t.resource(authorizer)["Properties"];
+    assert_eq!(ref_of(&a["ApiId"]), Some(api));
+    assert_eq!(a["AuthorizerType"].as_str(), Some("REQUEST"));
+    assert_eq!(
+        strings(&a["IdentitySource"]),
+        [format!(
+            "route.request.querystring.{}",
+            lambda_handlers::auth::TOKEN_QUERY_PARAMETER
+        )]
+    );
+    let function = invoked_function(&a["AuthorizerUri"]);
+    assert_eq!(
+        function_ids.get(&function).map(String::as_str),
+        Some(permissions::WS_AUTHORIZER.binary)
+    );
+    let permissions = t.permissions_of(&function);
+    assert_eq!(permissions.len(), 1, "{function}");
+    let p = permissions[0];
+    assert_eq!(p["Action"].as_str(), Some("lambda:InvokeFunction"));
+    assert_eq!(p["Principal"].as_str(), Some("apigateway.amazonaws.com"));
+    assert_eq!(
+        sub_of(&p["SourceArn"]),
+        Some(
+            format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/authorizers/${{{authorizer}}}"
+            )
+            .as_str()
+        )
+    );
+    // Nothing else invokes it.
+    let binary = "ws-authorizer";
+    assert!(bin_source(binary).contains("authorize_connect("));
+}
+
+#[test]
+fn jwt_mode_needs_an_issuer_and_an_audience() {
+    // A CloudFormation rule refuses AuthMode jwt without them, before anything is built.
+    let raw = support::template::raw_template();
+    let rule = raw["Rules"]
+        .as_mapping()
+        .and_then(|rules| rules.values().next())
+        .expect("a rule");
+    let condition = &rule["RuleCondition"]["Fn::Equals"];
+    assert_eq!(ref_of(&condition[0]), Some("AuthMode"));
+    assert_eq!(condition[1].as_str(), Some("jwt"));
+    let asserted: BTreeSet<String> = rule["Assertions"]
+        .as_sequence()
+        .expect("Assertions")
+        .iter()
+        .map(|a| {
+            let equals = &a["Assert"]["Fn::Not"][0]["Fn::Equals"];
+            assert_eq!(equals[1].as_str(), Some(""));
+            ref_of(&equals[0]).expect("a parameter").to_owned()
+        })
+        .collect();
+    assert_eq!(asserted, set(["JwtAudience", "JwtIssuer"]));
 }
 
 #[test]
@@ -638,23 +967,55 @@ fn table_matches_the_store_schema() {
 
 #[test]
 fn iam_grants_exactly_the_declared_actions() {
-    let t = Template::load();
-    for f in t.functions() {
-        let needs = permissions::of(&f.binary).expect("declared");
-        let granted = grants_of(&t, &f);
-        let declared = declared_grants(needs);
-        assert_eq!(
-            granted,
-            declared,
-            "{}: granted but not needed {:?}; needed but not granted {:?}",
-            f.id,
-            granted.difference(&declared).collect::<Vec<_>>(),
-            declared.difference(&granted).collect::<Vec<_>>()
-        );
-        // Nothing beyond the inline policies (SAM adds the basic logging role itself).
-        for key in ["Role", "PermissionsBoundary"] {
-            assert!(f.prop(key).is_null(), "{}: {key}", f.id);
+    for (mode, t) in Template::each_auth_mode() {
+        for f in t.functions() {
+            let needs = permissions::of(&f.binary).expect("declared");
+            let granted = grants_of(&t, &f);
+            let declared = declared_grants(needs);
+            assert_eq!(
+                granted,
+                declared,
+                "{mode} {}: granted but not needed {:?}; needed but not granted {:?}",
+                f.id,
+                granted.difference(&declared).collect::<Vec<_>>(),
+                declared.difference(&granted).collect::<Vec<_>>()
+            );
+            // Nothing beyond the inline policies (SAM adds the basic logging role itself).
+            for key in ["Role", "PermissionsBoundary"] {
+                assert!(f.prop(key).is_null(), "{}: {key}", f.id);
+            }
         }
+    }
+    // The WebSocket authorizer calls no AWS API: no policy at all, so its role is SAM's
+    // basic one (writing its logs); it is not in a VPC and reads no table or secret.
+    let needs = &permissions::WS_AUTHORIZER;
+    assert!(declared_grants(needs).is_empty());
+    assert!(needs.dynamodb_operations.is_empty());
+    let t = Template::load_with(&support::template::jwt_parameters("jwt"));
+    let authorizer = t
+        .functions()
+        .into_iter()
+        .find(|f| f.binary == needs.binary)
+        .expect("the authorizer in jwt mode");
+    for key in [
+        "Policies",
+        "Role",
+        "PermissionsBoundary",
+        "VpcConfig",
+        "Layers",
+    ] {
+        assert!(authorizer.prop(key).is_null(), "{}: {key}", authorizer.id);
+    }
+    for name in authorizer.env().keys() {
+        assert!(
+            ![
+                config::TABLE_NAME,
+                config::COOKIE_SECRET_ARN,
+                config::WEBSOCKET_ENDPOINT
+            ]
+            .contains(&name.as_str()),
+            "the authorizer gets {name}"
+        );
     }
     // Only the poking function may post to connections.
     let posting: Vec<&str> = permissions::FUNCTIONS
@@ -719,7 +1080,7 @@ fn cookie_secret_is_generated_and_retained() {
 fn outputs_give_the_client_its_urls() {
     let t = Template::load();
     let outputs = &t.doc["Outputs"];
-    let http = t.only_id_of_type("AWS::Serverless::HttpApi");
+    let http = t.http_api();
     let ws = t.websocket_api();
     let stage = t.websocket_stage();
     assert_eq!(
@@ -730,7 +1091,11 @@ fn outputs_give_the_client_its_urls() {
         )
     );
     // The HTTP API serves its $default stage, so the routes sit at the root of that URL.
-    assert!(t.resource(&http)["Properties"]["StageName"].is_null());
+    assert_eq!(
+        t.resource(&t.stage_of(&http))["Properties"]["StageName"].as_str(),
+        Some("$default")
+    );
+    assert_eq!(ref_of(&outputs["AuthMode"]["Value"]), Some("AuthMode"));
     assert_eq!(
         sub_of(&outputs["WebSocketUrl"]["Value"]),
         Some(
@@ -859,11 +1224,53 @@ async fn declared_actions_match_the_requests_sent() {
     let connections = ConnectionTable::new(base.clone(), table.clone());
     let standin = Standin::start().await.expect("the Management API stand-in");
 
-    // spaces: createSpace, spaceExists.
+    // spaces, in both auth modes (one deployment's role serves either): createSpace,
+    // spaceExists; signed in, createSpace under the per-user quota and spaceAccess (read,
+    // then a change).
     let spaces = Observer::new(&table);
+    const SPACE_ROUTES: &[Route] = &[Route::CreateSpace, Route::SpaceExists, Route::SpaceAccess];
+    let signed_in = HttpFunction::new(
+        bootstrap::sync_service(
+            spaces.dynamodb(&base),
+            table.clone(),
+            Arc::new(NoPoker),
+            AuthMode::Jwt,
+        ),
+        SPACE_ROUTES,
+    )
+    .with_auth(AuthMode::Jwt);
+    let created = signed_in
+        .handle(http_event_as(
+            Some("alice"),
+            "/api/replicache/createSpace",
+            None,
+            "{}",
+        ))
+        .await;
+    assert_eq!(created.status(), 200, "{}", json_of(&created));
+    let private = json_of(&created)["spaceID"]
+        .as_str()
+        .expect("spaceID")
+        .to_owned();
+    for body in [json!({}), json!({"add": ["bob"]})] {
+        let resp = signed_in
+            .handle(http_event_as(
+                Some("alice"),
+                "/api/replicache/spaceAccess",
+                Some(&private),
+                &body.to_string(),
+            ))
+            .await;
+        assert_eq!(resp.status(), 200, "{body}: {}", json_of(&resp));
+    }
     let f = HttpFunction::new(
-        bootstrap::sync_service(spaces.dynamodb(&base), table.clone(), Arc::new(NoPoker)),
-        &[Route::CreateSpace, Route::SpaceExists],
+        bootstrap::sync_service(
+            spaces.dynamodb(&base),
+            table.clone(),
+            Arc::new(NoPoker),
+            AuthMode::None,
+        ),
+        SPACE_ROUTES,
     );
     let created = f
         .handle(http_event("/api/replicache/createSpace", None, "{}"))
@@ -892,7 +1299,7 @@ async fn declared_actions_match_the_requests_sent() {
         push.management(&standin.endpoint()),
     );
     let f = HttpFunction::new(
-        bootstrap::sync_service(client, table.clone(), Arc::new(poker)),
+        bootstrap::sync_service(client, table.clone(), Arc::new(poker), AuthMode::None),
         &[Route::Push],
     );
     let resp = f
@@ -930,7 +1337,12 @@ async fn declared_actions_match_the_requests_sent() {
             .await
             .expect("the cookie keys from the secret");
     let f = HttpFunction::new(
-        bootstrap::pull_service(pull_fn.dynamodb(&base), table.clone(), loaded),
+        bootstrap::pull_service(
+            pull_fn.dynamodb(&base),
+            table.clone(),
+            loaded,
+            AuthMode::None,
+        ),
         &[Route::Pull],
     );
     let pull_with = |cookie: Json| {
@@ -963,29 +1375,48 @@ async fn declared_actions_match_the_requests_sent() {
     assert_eq!(json_of(&resp)["cookie"], json!(keys.sign(&space, 1001)));
     pull_fn.check(&permissions::PULL);
 
-    // ws-connect.
+    // ws-connect: the space's access, its sockets counted, the connection stored.
     let connect = Observer::new(&table);
     let client = connect.dynamodb(&base);
     let routes = WebSocketRoutes::new(
-        Arc::new(DynamoStore::new(client.clone(), table.clone())),
+        bootstrap::sync_service(
+            client.clone(),
+            table.clone(),
+            Arc::new(NoPoker),
+            AuthMode::None,
+        ),
         ConnectionTable::new(client, table.clone()),
     );
     let resp = routes
         .connect(&ws_event("$connect", "new=", Some(&space_id)))
         .await;
     assert_eq!(resp.status_code, 200);
+    // Signed in, on the private space (the member's socket).
+    let client = connect.dynamodb(&base);
+    let routes = WebSocketRoutes::new(
+        bootstrap::sync_service(
+            client.clone(),
+            table.clone(),
+            Arc::new(NoPoker),
+            AuthMode::Jwt,
+        ),
+        ConnectionTable::new(client, table.clone()),
+    )
+    .with_auth(AuthMode::Jwt);
+    let resp = routes
+        .connect(&ws_connect_as("bob", "bobs=", Some(&private)))
+        .await;
+    assert_eq!(resp.status_code, 200, "{:?}", resp.body);
     connect.check(&permissions::WS_CONNECT);
 
     // ws-disconnect.
     let disconnect = Observer::new(&table);
     let client = disconnect.dynamodb(&base);
-    let routes = WebSocketRoutes::new(
-        Arc::new(DynamoStore::new(client.clone(), table.clone())),
-        ConnectionTable::new(client, table.clone()),
-    );
-    let resp = routes
-        .disconnect(&ws_event("$disconnect", "new=", None))
-        .await;
+    let resp = websocket::disconnect(
+        &ConnectionTable::new(client, table.clone()),
+        &ws_event("$disconnect", "new=", None),
+    )
+    .await;
     assert_eq!(resp.status_code, 200);
     assert_eq!(connections.list(&space).await.unwrap(), ["open="]);
     disconnect.check(&permissions::WS_DISCONNECT);

@@ -7,8 +7,9 @@ use sync_core::Route;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     logging::init();
+    let auth = bootstrap::auth_mode()?;
     let keys = bootstrap::cookie_keys().await?;
     let (client, table) = bootstrap::dynamo().await?;
-    let service = bootstrap::pull_service(client, table, keys);
-    serve_http(HttpFunction::new(service, &[Route::Pull])).await
+    let service = bootstrap::pull_service(client, table, keys, auth);
+    serve_http(HttpFunction::new(service, &[Route::Pull]).with_auth(auth)).await
 }

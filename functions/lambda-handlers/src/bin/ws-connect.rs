@@ -1,10 +1,10 @@
-//! WebSocket `$connect` route.
+//! WebSocket `$connect` route: subscribes a connection to a space's pokes, for a user who
+//! may use the space, while the space has room for another socket.
 
-use lambda_handlers::logging;
-use lambda_handlers::websocket::{self, StatefulRoute};
+use lambda_handlers::{logging, websocket};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
-    websocket::serve(StatefulRoute::Connect).await
+    websocket::serve_connect().await
 }

@@ -1,10 +1,9 @@
 //! WebSocket `$disconnect` route.
 
-use lambda_handlers::logging;
-use lambda_handlers::websocket::{self, StatefulRoute};
+use lambda_handlers::{logging, websocket};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
-    websocket::serve(StatefulRoute::Disconnect).await
+    websocket::serve_disconnect().await
 }

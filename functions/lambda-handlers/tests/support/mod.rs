@@ -8,8 +8,35 @@ use lambda_http::Request;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use serde_json::json;
 
-/// An HTTP API (payload format 2.0) `POST` event.
+/// An HTTP API (payload format 2.0) `POST` event without sign-in (`AuthMode` none).
 pub fn http_event(path: &str, space: Option<&str>, body: &str) -> Request {
+    http_event_as(None, path, space, body)
+}
+
+/// The claims API Gateway's JWT authorizer puts in the event for a Cognito ID token of
+/// `user`: every value a string, as on the wire.
+pub fn cognito_claims(user: &str) -> serde_json::Value {
+    json!({
+        "sub": user,
+        "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
+        "aud": "exampleclientid",
+        "cognito:username": format!("name-of-{user}"),
+        "email": format!("{user}@example.com"),
+        "email_verified": "true",
+        "token_use": "id",
+        "auth_time": "1795766000",
+        "iat": "1795766000",
+        "exp": "1795769600",
+        "event_id": "0d8d9f2f-1b5e-4a5e-9c45-5d1e7b0e4f11",
+        "origin_jti": "6a5c8f3e-1111-4b7a-9b2c-3d4e5f6a7b8c",
+        "jti": "0c1d2e3f-2222-4b7a-9b2c-3d4e5f6a7b8c"
+    })
+}
+
+/// An HTTP API (payload format 2.0) `POST` event; with `user`, as it arrives behind the
+/// API's JWT authorizer: the bearer token in `authorization` and the verified claims in
+/// `requestContext.authorizer.jwt`.
+pub fn http_event_as(user: Option<&str>, path: &str, space: Option<&str>, body: &str) -> Request {
     let query = space.map(|s| format!("spaceID={s}")).unwrap_or_default();
     let mut ev = json!({
         "version": "2.0",
@@ -36,11 +63,37 @@ pub fn http_event(path: &str, space: Option<&str>, body: &str) -> Request {
     if let Some(space) = space {
         ev["queryStringParameters"] = json!({ "spaceID": space });
     }
+    if let Some(user) = user {
+        ev["headers"]["authorization"] = json!(format!("Bearer eyJ.token-of-{user}.sig"));
+        ev["requestContext"]["authorizer"] = json!({
+            "jwt": {"claims": cognito_claims(user), "scopes": null}
+        });
+    }
     lambda_http::request::from_str(&ev.to_string()).expect("a valid HTTP API v2 event")
 }
 
 /// A WebSocket route event as API Gateway delivers it to a Lambda proxy integration.
 pub fn ws_event(
+    route: &str,
+    connection_id: &str,
+    space: Option<&str>,
+) -> ApiGatewayWebsocketProxyRequest {
+    ws_event_as(None, route, connection_id, space)
+}
+
+/// A `$connect` event behind the Lambda REQUEST authorizer, which allowed `user`: its
+/// context (`{"user": ...}`) and principal in `requestContext.authorizer`, the token in
+/// the query string.
+pub fn ws_connect_as(
+    user: &str,
+    connection_id: &str,
+    space: Option<&str>,
+) -> ApiGatewayWebsocketProxyRequest {
+    ws_event_as(Some(user), "$connect", connection_id, space)
+}
+
+fn ws_event_as(
+    user: Option<&str>,
     route: &str,
     connection_id: &str,
     space: Option<&str>,
@@ -68,6 +121,15 @@ pub fn ws_event(
     });
     if let Some(space) = space {
         ev["queryStringParameters"] = json!({ "spaceID": space });
+    }
+    if let Some(user) = user {
+        ev["queryStringParameters"]["token"] = json!(format!("eyJ.token-of-{user}.sig"));
+        ev["requestContext"]["authorizer"] = json!({
+            "principalId": user,
+            "user": user,
+            "integrationLatency": 112
+        });
+        ev["requestContext"]["identity"] = json!({"sourceIp": "203.0.113.7"});
     }
     if event_type == "MESSAGE" {
         ev["body"] = json!(r#"{"action":"ping"}"#);
