@@ -52,9 +52,11 @@ export function randomID(prefix = '') {
  * Starts a server; resolves once it answers HTTP. `label` names its log file.
  * `dataDir` and `port` restart a server on the data and port of an earlier one (SQLite
  * only); such a data directory is left in place on stop (its owner removes it).
- * Returns {baseURL, store, pushURL(space), pullURL(space), pokeURL(space), createSpace(), stop(), logTail()}.
+ * `env` adds environment variables (e.g. {AUTH_MODE: 'jwt', DEV_TOKEN_TTL_SECS: '2'}).
+ * Returns {baseURL, store, pushURL(space), pullURL(space), pokeURL(space, token?),
+ * createSpace(spaceID?, {token, link}?), signIn(name), stop(), logTail()}.
  */
-export async function startServer({label = 'e2e', dataDir, port} = {}) {
+export async function startServer({label = 'e2e', dataDir, port, env} = {}) {
   const bin = process.env.LOCAL_SERVER_BIN || join(REPO_ROOT, 'target', 'debug', 'local-server');
   if (!existsSync(bin)) {
     throw new Error(`local server binary not found at ${bin}: run \`cargo build -p local-server\` (or set LOCAL_SERVER_BIN)`);
@@ -63,7 +65,7 @@ export async function startServer({label = 'e2e', dataDir, port} = {}) {
   // The free port can be taken between probing and binding: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(bin, label, {dataDir, port});
+      return await startOnce(bin, label, {dataDir, port, env});
     } catch (e) {
       lastError = e;
       if (!e.retryable) break;
@@ -72,11 +74,16 @@ export async function startServer({label = 'e2e', dataDir, port} = {}) {
   throw lastError;
 }
 
-async function startOnce(bin, label, {dataDir: givenDataDir, port: givenPort}) {
+// The auth settings come from the test, never from the environment the tests run in.
+const AUTH_VARIABLES = ['AUTH_MODE', 'JWT_SECRET_FILE', 'JWKS_FILE', 'JWT_ISSUER', 'JWT_AUDIENCE', 'DEV_TOKEN_TTL_SECS'];
+
+async function startOnce(bin, label, {dataDir: givenDataDir, port: givenPort, env: extraEnv = {}}) {
   const port = givenPort ?? await freePort();
   const env = {...process.env, HOST: '127.0.0.1', PORT: String(port), NO_COLOR: '1'};
   delete env.DATA_DIR;
   delete env.TABLE_NAME;
+  for (const name of AUTH_VARIABLES) delete env[name];
+  Object.assign(env, extraEnv);
   let dataDir;
   let tableName;
   if (STORE === 'dynamodb') {
@@ -137,7 +144,8 @@ async function startOnce(bin, label, {dataDir: givenDataDir, port: givenPort}) {
         signal: AbortSignal.timeout(2_000),
       });
       await res.arrayBuffer();
-      if (res.status === 200) break;
+      // 401: up, and asking for a token (AUTH_MODE=jwt).
+      if (res.status === 200 || res.status === 401) break;
     } catch {
       // not listening yet
     }
@@ -163,21 +171,37 @@ async function startOnce(bin, label, {dataDir: givenDataDir, port: givenPort}) {
     logTail,
     pushURL: spaceID => `${baseURL}/api/replicache/push?spaceID=${encodeURIComponent(spaceID)}`,
     pullURL: spaceID => `${baseURL}/api/replicache/pull?spaceID=${encodeURIComponent(spaceID)}`,
-    pokeURL: spaceID => `ws://127.0.0.1:${port}/api/replicache/poke?spaceID=${encodeURIComponent(spaceID)}`,
+    pokeURL: (spaceID, token) => `ws://127.0.0.1:${port}/api/replicache/poke?spaceID=${encodeURIComponent(spaceID)}` +
+      (token ? `&token=${encodeURIComponent(token)}` : ''),
     /** True while the process runs. */
     alive: () => exitInfo === null,
-    async createSpace(spaceID) {
+    /** Creates a space (as the user of `token`, in jwt mode); resolves to its ID. */
+    async createSpace(spaceID, {token, link} = {}) {
       const res = await fetch(`${baseURL}/api/replicache/createSpace`, {
         signal: AbortSignal.timeout(30_000),
         method: 'POST',
-        headers: {'content-type': 'application/json'},
-        body: JSON.stringify(spaceID ? {spaceID} : {}),
+        headers: {'content-type': 'application/json', ...(token ? {authorization: `Bearer ${token}`} : {})},
+        body: JSON.stringify({...(spaceID ? {spaceID} : {}), ...(link ? {link} : {})}),
       });
       const body = await res.json();
       if (res.status !== 200 || typeof body.spaceID !== 'string') {
         throw new Error(`createSpace answered ${res.status} ${JSON.stringify(body)}`);
       }
       return body.spaceID;
+    },
+    /** A token for `name` from the development sign-in (AUTH_MODE=jwt). */
+    async signIn(name) {
+      const res = await fetch(`${baseURL}/api/dev/signIn`, {
+        signal: AbortSignal.timeout(30_000),
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({name}),
+      });
+      const body = await res.json();
+      if (res.status !== 200 || typeof body.token !== 'string') {
+        throw new Error(`signIn answered ${res.status} ${JSON.stringify(body)}`);
+      }
+      return body.token;
     },
     /** Stops the server and keeps its data directory (for a restart on it). */
     async stopKeepingData() {
