@@ -210,6 +210,12 @@ impl DynamoStore {
             .expression_attribute_names("#pk", schema::PK)
             .return_values(ReturnValue::AllNew);
         let mut clauses = Vec::new();
+        // Every change counts itself, so that a read-first change can tell whether one
+        // landed since its read (see `schema::ACCESS_VERSION`).
+        let mut additions = vec!["#av :one".to_owned()];
+        request = request
+            .expression_attribute_names("#av", schema::ACCESS_VERSION)
+            .expression_attribute_values(":one", n(1));
         let mut condition = ITEM_EXISTS.to_owned();
         if let Some(link) = link {
             clauses.push("SET #link = :link".to_owned());
@@ -218,7 +224,7 @@ impl DynamoStore {
                 .expression_attribute_values(":link", s(link.as_str()));
         }
         if let Some(users) = string_set(add.iter().copied()) {
-            clauses.push("ADD #members :add".to_owned());
+            additions.push("#members :add".to_owned());
             request = request
                 .expression_attribute_names("#members", schema::MEMBERS)
                 .expression_attribute_names("#owner", schema::OWNER)
@@ -239,6 +245,7 @@ impl DynamoStore {
                 .expression_attribute_names("#members", schema::MEMBERS)
                 .expression_attribute_values(":remove", users);
         }
+        clauses.push(format!("ADD {}", additions.join(", ")));
         let result = request
             .update_expression(clauses.join(" "))
             .condition_expression(condition)
@@ -304,13 +311,18 @@ impl DynamoStore {
             if remove_members {
                 update.push("REMOVE #members".to_owned());
             }
-            // The members as stored (a set compares as a set), or none.
-            let condition = match meta.get(schema::MEMBERS) {
+            update.push("ADD #av :one".to_owned());
+            request = request
+                .expression_attribute_names("#av", schema::ACCESS_VERSION)
+                .expression_attribute_values(":one", n(1));
+            // No access change landed since the read: the count of changes is the one read
+            // (a number compares exactly, where sets may not).
+            let condition = match meta.get(schema::ACCESS_VERSION) {
                 Some(seen) => {
                     request = request.expression_attribute_values(":seen", seen.clone());
-                    "attribute_exists(#pk) AND #members = :seen"
+                    "attribute_exists(#pk) AND #av = :seen"
                 }
-                None => "attribute_exists(#pk) AND attribute_not_exists(#members)",
+                None => "attribute_exists(#pk) AND attribute_not_exists(#av)",
             };
             let result = request
                 .update_expression(update.join(" "))

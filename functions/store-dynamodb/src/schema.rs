@@ -27,6 +27,10 @@ pub const HEAD_VERSION: &str = "headVersion";
 /// complete a range read that saw that commit in part. It holds at most one commit's
 /// writes (`StoreLimits::max_writes_per_commit`, 98 keys), usually a couple of short ones.
 pub const HEAD_ITEMS: &str = "headItems";
+/// Space item: how many access changes it has seen (N; absent before the first). An access
+/// change that must read first (to compute the members it writes) is conditioned on it
+/// being what it read, so that a concurrent change is redone on top, never lost.
+pub const ACCESS_VERSION: &str = "accessVersion";
 /// Space item: the version the last commit that wrote items stamped them with (N), which
 /// [`HEAD_ITEMS`] names. A version-only commit (a raise past a cookie from the future)
 /// leaves both as they are: the commit before it may still be landing. Absent on space
