@@ -244,7 +244,8 @@ impl<'a> From<&'a str> for Caller<'a> {
     }
 }
 
-/// How a service decides access: the rule, and what new spaces are.
+/// How a service decides access: the rule (the app's, from [`crate::access_rules`]), and
+/// what new spaces are.
 #[derive(Clone)]
 pub struct AccessPolicy {
     pub authorizer: Arc<dyn Authorizer>,
@@ -270,7 +271,7 @@ impl AccessPolicy {
     /// Without sign-in (the `none` auth mode): every space open to anyone with its link.
     pub fn anonymous() -> Self {
         Self {
-            authorizer: Arc::new(SpaceMembership),
+            authorizer: crate::access_rules::authorizer(),
             default_link: LinkAccess::Open,
             max_spaces_per_user: None,
         }
@@ -279,7 +280,7 @@ impl AccessPolicy {
     /// With sign-in (the `jwt` auth mode): new spaces are their owner's and members'.
     pub fn signed_in() -> Self {
         Self {
-            authorizer: Arc::new(SpaceMembership),
+            authorizer: crate::access_rules::authorizer(),
             default_link: LinkAccess::Members,
             max_spaces_per_user: Some(DEFAULT_MAX_SPACES_PER_USER),
         }

@@ -6,6 +6,7 @@
 //! pokes behind [`poke::Poker`], and the handlers only translate their events into
 //! [`api::ApiRequest`] and back.
 
+pub mod access_rules;
 pub mod api;
 pub mod auth;
 pub mod cookie;
