@@ -398,3 +398,41 @@ async fn a_request_not_done_by_its_deadline_is_answered_503() {
         json!("DeadlineExceeded")
     );
 }
+
+#[tokio::test]
+async fn a_push_naming_more_clients_than_the_cap_is_processed_in_parts() {
+    let store = MemoryStore::new();
+    let space = new_space(&store, "clients").await;
+    let config = PushConfig {
+        max_clients_per_push: 3,
+        ..PushConfig::default()
+    };
+    let mutations: Vec<_> = (0..5)
+        .map(|i| mutation(&format!("c{i}"), 1, "increment", json!(1)))
+        .collect();
+    let req = push_request("g", mutations);
+    let first = engine::push(&store, &registry(), &config, &space, "", &req)
+        .await
+        .unwrap();
+    assert_eq!((first.processed, first.truncated), (3, true), "{first:?}");
+    // The client sends what is still pending (here: everything again): the rest goes in.
+    let second = engine::push(&store, &registry(), &config, &space, "", &req)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.processed, 0,
+        "the first three clients fill the cap again"
+    );
+    let rest = push_request(
+        "g",
+        (3..5)
+            .map(|i| mutation(&format!("c{i}"), 1, "increment", json!(1)))
+            .collect(),
+    );
+    let third = engine::push(&store, &registry(), &config, &space, "", &rest)
+        .await
+        .unwrap();
+    assert_eq!((third.processed, third.truncated), (2, false));
+    let full = pull_from(&store, &space, "g", Cookie::Null).await;
+    assert_eq!(put_value(&full.patch, "count"), Some(json!(5)));
+}
