@@ -18,6 +18,7 @@ use crate::ids::SpaceId;
 use crate::mutators::Registry;
 use crate::poke::Poker;
 use crate::protocol::{self, ClientError, Parsed};
+use crate::recent_reads::RecentReads;
 use crate::space_locks::SpaceLocks;
 use crate::space_routes;
 use crate::store::Store;
@@ -145,6 +146,7 @@ pub struct SyncService {
     poker: Arc<dyn Poker>,
     push_config: PushConfig,
     push_turns: SpaceLocks,
+    recent_reads: RecentReads,
     cookie_keys: CookieKeys,
     request_timeout: Duration,
     access: AccessPolicy,
@@ -161,6 +163,7 @@ impl SyncService {
             poker,
             push_config: PushConfig::default(),
             push_turns: SpaceLocks::default(),
+            recent_reads: RecentReads::default(),
             cookie_keys: CookieKeys::random(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             access: AccessPolicy::anonymous(),
@@ -331,8 +334,12 @@ impl SyncService {
             self.access.caller(req.user),
             &push,
             Some(deadline),
+            &self.recent_reads.of(space),
         )
         .await;
+        if let Ok(outcome) = &result {
+            self.recent_reads.remember(space, outcome.read_keys.clone());
+        }
         drop(turn);
         let committed = match &result {
             Ok(outcome) => outcome.commits,

@@ -17,6 +17,7 @@ pub mod memory_store;
 pub mod mutators;
 pub mod poke;
 pub mod protocol;
+pub mod recent_reads;
 pub mod space_locks;
 pub mod space_routes;
 pub mod store;

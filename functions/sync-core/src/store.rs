@@ -206,6 +206,31 @@ pub trait Store: Send + Sync {
         client_ids: &[String],
     ) -> Result<Option<PushSnapshot>, StoreError>;
 
+    /// [`Store::push_snapshot`] and, in the same consistent read, the live values of
+    /// `entry_keys` (`None` = absent or deleted): the keys a push expects its mutators to
+    /// read, so that the push needs one round trip fewer. Keys are within
+    /// [`StoreLimits::max_key_bytes`]. The default reads them after the snapshot, as a
+    /// mutator would.
+    async fn push_snapshot_with_entries(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        client_ids: &[String],
+        entry_keys: &[String],
+    ) -> Result<Option<(PushSnapshot, HashMap<String, Option<Value>>)>, StoreError> {
+        let Some(snapshot) = self
+            .push_snapshot(space, client_group_id, client_ids)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut entries = HashMap::with_capacity(entry_keys.len());
+        for key in entry_keys {
+            entries.insert(key.clone(), self.get_entry(space, key).await?);
+        }
+        Ok(Some((snapshot, entries)))
+    }
+
     /// The live (not deleted) value of one entry, never older than the last commit whose
     /// version a preceding [`Store::push_snapshot`] saw (a commit still being applied must
     /// not show through as the value before it).

@@ -7,7 +7,7 @@ use crate::ids::SpaceId;
 use crate::mutators::MutationError;
 use crate::store::{Store, StoreLimits};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A pending write and its size in bytes (key plus JSON value).
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,9 @@ pub(crate) struct Overlay {
     pub known: HashMap<String, Option<Value>>,
     /// Writes of the commit being assembled.
     pub batch: BTreeMap<String, PendingWrite>,
+    /// Keys whose stored value a mutator needed: what a retry, or the space's next push,
+    /// reads in its snapshot ([`crate::store::Store::push_snapshot_with_entries`]).
+    pub read: BTreeSet<String>,
 }
 
 impl Overlay {
@@ -73,6 +76,7 @@ impl<'a> Tx<'a> {
         if let Some(w) = self.overlay.batch.get(key) {
             return Ok(w.value.clone());
         }
+        self.overlay.read.insert(key.to_owned());
         if let Some(known) = self.overlay.known.get(key) {
             return Ok(known.clone());
         }

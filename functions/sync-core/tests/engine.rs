@@ -3,11 +3,11 @@
 //! budget, authorization and contention.
 
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store_conformance::{ScriptedStore, mutation, new_space, pull_from, push_request, try_pull_as};
 use sync_core::Store as _;
 use sync_core::engine::pull::PullError;
-use sync_core::engine::push::{PushError, PushFailure};
+use sync_core::engine::push::{Backoff, PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::{MutationError, Mutator, Registry, app};
@@ -234,6 +234,65 @@ async fn contention_is_retried_a_bounded_number_of_times() {
 }
 
 #[tokio::test]
+async fn contention_is_retried_until_the_retry_budget_is_spent() {
+    let store = ScriptedStore::new(MemoryStore::new())
+        .with_commits(|_, _| Some(Ok(CommitOutcome::Conflict)));
+    let space = new_space(&store, "contended-budget").await;
+    let config = PushConfig {
+        retry_budget: Duration::from_millis(50),
+        backoff: Backoff::AttemptTime {
+            factor: 1.0,
+            max: Duration::from_millis(250),
+        },
+        ..PushConfig::default()
+    };
+    let req = push_request("g", vec![mutation("c", 1, "increment", json!(1))]);
+    let err = engine::push(&store, &registry(), &config, &space, "", &req).await;
+    let Err(PushFailure {
+        error: PushError::Contended { conflicts },
+        committed: 0,
+    }) = err
+    else {
+        panic!("{err:?}");
+    };
+    // Ended by the budget, not by the attempts (1,000 by default), and every attempt
+    // was a commit that lost.
+    assert!(
+        conflicts > 1 && conflicts < config.max_attempts,
+        "{conflicts}"
+    );
+    assert_eq!(store.commits(), conflicts as usize);
+}
+
+#[tokio::test]
+async fn with_a_deadline_a_contended_push_retries_until_it_not_until_the_budget() {
+    // Conflicts for the first 30 commits, then the store lets commits through.
+    let store = ScriptedStore::new(MemoryStore::new())
+        .with_commits(|n, _| (n < 30).then_some(Ok(CommitOutcome::Conflict)));
+    let space = new_space(&store, "contended-deadline").await;
+    let config = PushConfig {
+        // Spent before the first retry: only the deadline keeps the push going.
+        retry_budget: Duration::ZERO,
+        ..PushConfig::default()
+    };
+    let req = push_request("g", vec![mutation("c", 1, "increment", json!(1))]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let outcome = engine::push::push_until(
+        &store,
+        &registry(),
+        &config,
+        &space,
+        "",
+        &req,
+        Some(deadline),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!((outcome.conflicts, outcome.commits), (30, 1));
+}
+
+#[tokio::test]
 async fn a_commit_the_store_refuses_fails_only_the_mutation_that_caused_it() {
     // Refuses, deterministically, every commit that writes `item/refused` and every read
     // of it: a limit of the store the engine did not know of.
@@ -316,6 +375,7 @@ async fn a_push_past_its_deadline_answers_with_what_it_committed() {
         "",
         &req,
         Some(past),
+        &[],
     )
     .await
     .unwrap_err();
@@ -352,6 +412,7 @@ async fn a_push_past_its_deadline_answers_with_what_it_committed() {
         "",
         &push_request("g", big),
         Some(deadline),
+        &[],
     )
     .await
     .expect("answers with what it committed");
@@ -435,4 +496,37 @@ async fn a_push_naming_more_clients_than_the_cap_is_processed_in_parts() {
     assert_eq!((third.processed, third.truncated), (2, false));
     let full = pull_from(&store, &space, "g", Cookie::Null).await;
     assert_eq!(put_value(&full.patch, "count"), Some(json!(5)));
+}
+
+#[tokio::test]
+async fn a_push_reads_what_the_space_s_last_push_read_with_its_snapshot() {
+    let store = MemoryStore::new();
+    let space = new_space(&store, "prefetch").await;
+    let config = PushConfig::default();
+    let first = push_request("g", vec![mutation("c", 1, "increment", json!(1))]);
+    let outcome = engine::push(&store, &registry(), &config, &space, "", &first)
+        .await
+        .unwrap();
+    assert_eq!(outcome.read_keys, ["count"]);
+    // The next push reads `count` with its snapshot and computes on it (the DynamoDB
+    // adapter's request counts show the round trip saved).
+    let second = push_request("g", vec![mutation("c", 2, "increment", json!(1))]);
+    let hinted = engine::push_until(
+        &store,
+        &registry(),
+        &config,
+        &space,
+        "",
+        &second,
+        None,
+        &outcome.read_keys,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (hinted.processed, hinted.read_keys.clone()),
+        (1, vec!["count".to_owned()])
+    );
+    let full = pull_from(&store, &space, "g", Cookie::Null).await;
+    assert_eq!(put_value(&full.patch, "count"), Some(json!(2)));
 }

@@ -405,9 +405,9 @@ async fn main() {
         "Each writer is its own client pushing one increment at a time to one space for \
          {writer_seconds} s, through `engine::push` on the DynamoDB store (moto). A conflict \
          is a commit that lost the race and was retried from a fresh snapshot \
-         (`PushConfig::default()`: at most {} attempts, jittered backoff {:?} doubling to \
-         {:?}); a push that runs out of attempts gives up (HTTP 503 for the client).",
-        config.max_attempts, config.backoff_base, config.backoff_max
+         (`PushConfig::default()`: retries for up to {:?}, at most {} attempts, waiting \
+         {:?}); a push that runs out of them gives up (HTTP 503 for the client).",
+        config.retry_budget, config.max_attempts, config.backoff
     ));
     w.table(&writers);
     w.write(non_empty(&out_writers));

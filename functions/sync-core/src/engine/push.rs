@@ -4,7 +4,7 @@
 //! one consistent snapshot; run each due mutation against a [`Tx`]; fold its writes into
 //! the commit being assembled; commit with `v -> v+1` only if the version is still `v`.
 //! A conflict (someone else committed first) discards everything and starts over from a
-//! fresh snapshot, after a jittered backoff. Mutations already committed by an earlier
+//! fresh snapshot, after a jittered wait ([`Backoff`]). Mutations already committed by an earlier
 //! attempt or request are then duplicates and are skipped, so nothing is applied twice.
 
 use crate::auth::{Action, Caller, Refusal};
@@ -13,16 +13,23 @@ use crate::mutators::{MutationError, Registry};
 use crate::protocol::{Mutation, PushRequest};
 use crate::store::{ClientRecord, Commit, CommitOutcome, PushSnapshot, Store, StoreError};
 use crate::tx::{Overlay, PendingWrite, Tx};
-use std::collections::{BTreeMap, BTreeSet};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
+
+/// Most entries a push reads with its snapshot.
+pub const MAX_PREFETCH: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct PushConfig {
-    /// Attempts before a contended push gives up with a temporary error.
+    /// Attempts before a contended push gives up with a temporary error: a backstop, as
+    /// the retry budget (or the request's deadline) normally ends retrying first.
     pub max_attempts: u32,
-    /// First backoff after a conflict; doubles per attempt, with full jitter.
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
+    /// How long a push keeps retrying conflicts when its caller set no deadline; with a
+    /// deadline, retries go on until it (see [`push_until`]).
+    pub retry_budget: Duration,
+    /// The wait between a conflict and the retry.
+    pub backoff: Backoff,
     /// Commits one request may make. Mutations beyond are left for the client's next push
     /// (it resends everything not yet acknowledged), which keeps a huge push inside the
     /// platform's request time limit.
@@ -32,12 +39,42 @@ pub struct PushConfig {
     pub max_clients_per_push: usize,
 }
 
+/// The wait before a push retries after losing a race for its space's commit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backoff {
+    /// A random wait (full jitter) of up to `factor` times the duration of the attempt
+    /// that lost, at most `max`. The winner's commit has landed by the time the loser
+    /// learns of it, so a retry need not wait for it; the jitter spreads the retries of
+    /// the space's writers over about one attempt's time, whatever the store's latency,
+    /// without the long, growing waits that leave a writer behind the others.
+    AttemptTime { factor: f64, max: Duration },
+    /// A random wait (full jitter) of up to `base` doubled per conflict, at most `max`.
+    Exponential { base: Duration, max: Duration },
+}
+
+impl Backoff {
+    /// The wait after conflict number `conflict` (1-based) of an attempt that took
+    /// `attempt_time`.
+    fn wait(&self, conflict: u32, attempt_time: Duration) -> Duration {
+        let ceiling = match *self {
+            Backoff::AttemptTime { factor, max } => attempt_time.mul_f64(factor.max(0.0)).min(max),
+            Backoff::Exponential { base, max } => {
+                base.saturating_mul(1 << conflict.min(16)).min(max)
+            }
+        };
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+}
+
 impl Default for PushConfig {
     fn default() -> Self {
         Self {
-            max_attempts: 12,
-            backoff_base: Duration::from_millis(4),
-            backoff_max: Duration::from_millis(250),
+            max_attempts: 1_000,
+            retry_budget: Duration::from_secs(20),
+            backoff: Backoff::AttemptTime {
+                factor: 1.0,
+                max: Duration::from_millis(250),
+            },
             max_commits_per_push: 20,
             max_clients_per_push: 100,
         }
@@ -58,6 +95,9 @@ pub struct PushOutcome {
     pub client_state_not_found: bool,
     /// Some due mutations were left for the next push (commit budget reached).
     pub truncated: bool,
+    /// Entries the mutators read from storage (at the last attempt's base): worth reading
+    /// with the snapshot of the space's next push.
+    pub read_keys: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +138,18 @@ pub async fn push<'c>(
     caller: impl Into<Caller<'c>>,
     req: &PushRequest,
 ) -> Result<PushOutcome, PushFailure> {
-    push_until(store, mutators, config, space, caller, req, None).await
+    push_until(store, mutators, config, space, caller, req, None, &[]).await
 }
 
 /// [`push`], starting no retry and no further commit after `deadline`: commits made by
 /// then stand and the push answers with them (the client pushes the rest); with none
-/// made, the push fails with [`PushError::DeadlineExceeded`].
+/// made, the push fails with [`PushError::DeadlineExceeded`]. Until then conflicts are
+/// retried (at most [`PushConfig::max_attempts`]): on a contended space a push is slowed,
+/// not refused. `prefetch` names entries the
+/// mutators are expected to read (those of the space's recent pushes,
+/// [`PushOutcome::read_keys`]): they are read with the snapshot, one round trip instead
+/// of two, and a retry after a conflict reads what the failed attempt read the same way.
+#[allow(clippy::too_many_arguments)]
 pub async fn push_until<'c>(
     store: &dyn Store,
     mutators: &Registry,
@@ -112,12 +158,14 @@ pub async fn push_until<'c>(
     caller: impl Into<Caller<'c>>,
     req: &PushRequest,
     deadline: Option<Instant>,
+    prefetch: &[String],
 ) -> Result<PushOutcome, PushFailure> {
     let mut outcome = PushOutcome::default();
     let caller = caller.into();
     let mutations = within_client_cap(&req.mutations, config.max_clients_per_push);
     outcome.truncated = mutations.len() < req.mutations.len();
     let run = Request {
+        prefetch,
         mutations,
         store,
         mutators,
@@ -148,6 +196,8 @@ struct Request<'a> {
     req: &'a PushRequest,
     /// The request's mutations this push processes (see [`within_client_cap`]).
     mutations: &'a [Mutation],
+    /// Entries to read with the snapshot.
+    prefetch: &'a [String],
     deadline: Option<Instant>,
 }
 
@@ -178,11 +228,21 @@ impl Request<'_> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let limits = self.store.limits();
+        let mut prefetch: BTreeSet<String> = self
+            .prefetch
+            .iter()
+            .filter(|k| k.len() <= limits.max_key_bytes)
+            .take(MAX_PREFETCH)
+            .cloned()
+            .collect();
         let mut mode = Mode::Batched;
         let mut attempt = 0;
+        let retry_until = Instant::now() + self.config.retry_budget;
+        let mut last_attempt_time = Duration::ZERO;
         while attempt < self.config.max_attempts {
             if attempt > 0 {
-                tokio::time::sleep(backoff(self.config, attempt)).await;
+                tokio::time::sleep(self.config.backoff.wait(attempt, last_attempt_time)).await;
             }
             if self.past_deadline() {
                 return if outcome.commits > 0 {
@@ -192,21 +252,44 @@ impl Request<'_> {
                     Err(PushError::DeadlineExceeded)
                 };
             }
-            let snapshot = self
+            if self.deadline.is_none() && attempt > 0 && Instant::now() >= retry_until {
+                break;
+            }
+            let started = Instant::now();
+            let keys: Vec<String> = prefetch.iter().cloned().collect();
+            let (snapshot, entries) = self
                 .store
-                .push_snapshot(self.space, &self.req.client_group_id, &client_ids)
+                .push_snapshot_with_entries(
+                    self.space,
+                    &self.req.client_group_id,
+                    &client_ids,
+                    &keys,
+                )
                 .await?
                 .ok_or(PushError::SpaceNotFound)?;
             self.caller
                 .authorize(self.space, Some(&snapshot.access), Action::Push)
                 .map_err(PushError::Refused)?;
             check_clients(&snapshot, self.req, self.user)?;
-            let mut run = Attempt::new(self, snapshot, mode, outcome.commits);
-            match run.apply(outcome).await? {
+            let mut run = Attempt::new(self, snapshot, entries, mode, outcome.commits);
+            let end = run.apply(outcome).await;
+            outcome.read_keys = run.overlay.read.iter().cloned().collect();
+            match end? {
                 AttemptEnd::Done => return Ok(()),
                 AttemptEnd::Conflict => {
                     outcome.conflicts += 1;
                     attempt += 1;
+                    last_attempt_time = started.elapsed();
+                    // The retry reads what this attempt read with its snapshot: its window
+                    // for a conflict is one round trip shorter.
+                    prefetch.extend(
+                        run.overlay
+                            .read
+                            .iter()
+                            .filter(|k| k.len() <= limits.max_key_bytes)
+                            .take(MAX_PREFETCH)
+                            .cloned(),
+                    );
                 }
                 AttemptEnd::Rejected => {
                     // The store refused a commit of several mutations, deterministically:
@@ -239,14 +322,6 @@ fn check_clients(snapshot: &PushSnapshot, req: &PushRequest, user: &str) -> Resu
         }
     }
     Ok(())
-}
-
-fn backoff(config: &PushConfig, attempt: u32) -> Duration {
-    let ceiling = config
-        .backoff_base
-        .saturating_mul(1 << attempt.min(16))
-        .min(config.backoff_max);
-    ceiling.mul_f64(rand::random::<f64>())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,6 +386,7 @@ impl<'r, 'a> Attempt<'r, 'a> {
     fn new(
         request: &'r Request<'a>,
         snapshot: PushSnapshot,
+        entries: HashMap<String, Option<Value>>,
         mode: Mode,
         prior_commits: usize,
     ) -> Self {
@@ -324,7 +400,10 @@ impl<'r, 'a> Attempt<'r, 'a> {
                 .map(|(id, rec)| (id, rec.last_mutation_id))
                 .collect(),
             group_known: snapshot.group_owner.is_some(),
-            overlay: Overlay::default(),
+            overlay: Overlay {
+                known: entries,
+                ..Overlay::default()
+            },
             batch_clients: BTreeSet::new(),
             batch_processed: 0,
             batch_failed: 0,
