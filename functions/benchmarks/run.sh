@@ -5,11 +5,16 @@
 #
 #   functions/benchmarks/run.sh            everything (about 15 minutes on 2 cores)
 #   functions/benchmarks/run.sh costs load only the named steps
-#                                          (costs load pokes coldstart engine)
-#   functions/benchmarks/run.sh small-binaries
-#                                          the Lambda binaries built for size, and their
-#                                          cold start (not in the default steps: it
-#                                          compiles the dependencies again, ~15 minutes)
+#                                          (costs load pokes coldstart engine writers)
+#   functions/benchmarks/run.sh writers    contended writers in separate processes (1, 2, 8,
+#                                          32) on the DynamoDB stand-in and on moto (about
+#                                          2 minutes)
+#   functions/benchmarks/run.sh instructions
+#                                          the engine's instructions per operation in the
+#                                          release profile (built for size) beside the
+#                                          `speed` profile, under valgrind (not in the
+#                                          default steps: it compiles the dependencies in
+#                                          the other profile, ~15 minutes)
 #
 # Needs: Rust, Node >= 20 with npm, python3 with moto[server]==5.2.1 (installed when
 # missing). Not part of the test command: speed is reported here, never asserted.
@@ -25,7 +30,7 @@ RESULTS=$(mktemp -d)
 STEPS=("$@")
 ALL_STEPS=0
 if [[ ${#STEPS[@]} -eq 0 ]]; then
-  STEPS=(costs load pokes coldstart engine)
+  STEPS=(costs load pokes coldstart engine writers)
   ALL_STEPS=1
 fi
 
@@ -91,12 +96,29 @@ if wants engine; then
   python3 "$BENCH/criterion_table.py" "$TARGET_DIR/criterion" >"$RESULTS/engine.md"
 fi
 
-if wants small-binaries; then
-  log "Lambda binaries built for size"
-  SMALL=$TARGET_DIR/size-optimized
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_PANIC=abort \
-    CARGO_TARGET_DIR=$SMALL cargo build --release --locked -p lambda-handlers --bins
-  "$BIN/coldstart" --bin-dir "$SMALL/release" --runs 5 --out "$RESULTS/coldstart-small.md"
+if wants instructions; then
+  log "engine instructions per operation: release (size) beside speed"
+  "$BENCH/engine-instructions.sh" release speed --out "$RESULTS/engine-instructions.md"
+fi
+
+if wants writers; then
+  log "contended writers in separate processes: the DynamoDB stand-in, then moto"
+  if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
+    cargo build --release --locked -p dynamodb-emulator --bin dynamodb-emulator
+  fi
+  EMULATOR_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BIN/dynamodb-emulator" --host 127.0.0.1 --port "$EMULATOR_PORT" >"$RESULTS/emulator.log" 2>&1 &
+  EMULATOR_PID=$!
+  for _ in $(seq 100); do
+    (echo >"/dev/tcp/127.0.0.1/$EMULATOR_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  "$BIN/writers" --endpoint "http://127.0.0.1:$EMULATOR_PORT" --seconds 10 \
+    --label "The DynamoDB stand-in (dynamodb-emulator, default latency 5 ms + up to 2 ms)" \
+    --out "$RESULTS/writers-emulator.md" || { kill "$EMULATOR_PID"; exit 1; }
+  kill "$EMULATOR_PID" 2>/dev/null || true
+  "$BIN/writers" --endpoint "$DYNAMODB_ENDPOINT" --seconds 10 --label "moto (moto_bench.py)" \
+    --out "$RESULTS/writers-processes-moto.md"
 fi
 
 log "writing BENCHMARKS.md"

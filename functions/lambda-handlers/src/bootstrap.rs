@@ -3,8 +3,6 @@
 
 use crate::auth::AuthMode;
 use crate::config;
-use crate::connections::ConnectionTable;
-use crate::poker::ApiGatewayPoker;
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
@@ -23,22 +21,16 @@ pub async fn dynamo() -> Result<(aws_sdk_dynamodb::Client, String), BoxError> {
     Ok((store_dynamodb::client_from_env().await, table))
 }
 
-/// The poker of the push function: the WebSocket API's Management API when
-/// `WEBSOCKET_ENDPOINT` is set, otherwise none (pokes are optional; clients still pull on
-/// their interval).
-pub async fn poker(client: &aws_sdk_dynamodb::Client, table: &str) -> Arc<dyn Poker> {
-    let Some(endpoint) = config::optional(config::WEBSOCKET_ENDPOINT) else {
-        tracing::warn!("WEBSOCKET_ENDPOINT is not set: pushes will not poke");
-        return Arc::new(NoPoker);
-    };
+/// The API Gateway Management API client of the poke function: the WebSocket stage's
+/// endpoint, `WEBSOCKET_ENDPOINT` (required: without it the function has nothing to do).
+pub async fn management_client() -> Result<aws_sdk_apigatewaymanagement::Client, BoxError> {
+    let endpoint = config::required(config::WEBSOCKET_ENDPOINT)
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let management = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
         .endpoint_url(endpoint)
         .build();
-    Arc::new(ApiGatewayPoker::new(
-        ConnectionTable::new(client.clone(), table),
-        aws_sdk_apigatewaymanagement::Client::from_conf(management),
-    ))
+    Ok(aws_sdk_apigatewaymanagement::Client::from_conf(management))
 }
 
 /// The auth mode of this function (`AUTH_MODE`), announced in the log (loudly when it
@@ -51,7 +43,8 @@ pub fn auth_mode() -> Result<AuthMode, config::InvalidValue> {
 
 /// The service of a function that hands out no cookies (push, spaces, `$connect`):
 /// nothing it answers is signed, so it needs no cookie keys. It decides access with the
-/// policy of `auth`.
+/// policy of `auth`. On Lambda every `poker` is [`NoPoker`]: pokes leave through the
+/// table's stream and the poke function ([`crate::poke_stream`]).
 pub fn sync_service(
     client: aws_sdk_dynamodb::Client,
     table: String,
@@ -59,6 +52,17 @@ pub fn sync_service(
     auth: AuthMode,
 ) -> Arc<SyncService> {
     Arc::new(service(client, table, poker, auth))
+}
+
+/// The push function's service: it pokes nobody (its poker is [`NoPoker`]), so the push
+/// answers right after its commit and no connection is ever on its path; the commit's
+/// change of the space item reaches the poke function through the table's stream.
+pub fn push_service(
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    auth: AuthMode,
+) -> Arc<SyncService> {
+    sync_service(client, table, Arc::new(NoPoker), auth)
 }
 
 /// The pull function's service: its cookies are signed with `keys`, the deployment's

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod http_adapter;
 pub mod logging;
 pub mod permissions;
+pub mod poke_stream;
 pub mod poker;
 pub mod websocket;
 

@@ -1,5 +1,7 @@
 //! What each Lambda binary needs from its deployment: the environment variables it reads
-//! and the AWS calls its code makes, with the IAM actions those calls require.
+//! and the AWS calls its code makes, with the IAM actions those calls require; and, for
+//! the poke function, the stream actions that Lambda's event source mapping performs
+//! with the function's role.
 //!
 //! `infra/template.yaml` sets exactly these variables and grants exactly these actions
 //! (least privilege). `tests/template.rs` holds the template against this declaration, and
@@ -44,6 +46,10 @@ pub struct FunctionNeeds {
     pub connection_actions: &'static [&'static str],
     /// IAM actions on the cookie secret (the stack's `AWS::SecretsManager::Secret`).
     pub secret_actions: &'static [&'static str],
+    /// IAM actions on the table's stream (`StreamArn`). The code sends none of them:
+    /// Lambda's event source mapping reads the stream with the function's role and hands
+    /// the records to the function.
+    pub stream_actions: &'static [&'static str],
 }
 
 pub const SPACES: FunctionNeeds = FunctionNeeds {
@@ -61,36 +67,49 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
     index_actions: &[],
     connection_actions: &[],
     secret_actions: &[],
+    stream_actions: &[],
 };
 
 pub const PUSH: FunctionNeeds = FunctionNeeds {
     binary: "push",
-    env: &[
-        config::TABLE_NAME,
-        RUST_LOG,
-        config::AUTH_MODE,
-        config::WEBSOCKET_ENDPOINT,
-    ],
-    // The snapshot and mutators' reads (TransactGetItems; scans: Query by key prefix), the
-    // commit (TransactWriteItems: Update of the space version, Puts), then the poke: the
-    // space's connections (Query) and the removal of gone ones (BatchWriteItem).
-    dynamodb_operations: &[
-        "BatchWriteItem",
-        "Query",
-        "TransactGetItems",
-        "TransactWriteItems",
-    ],
+    env: &[config::TABLE_NAME, RUST_LOG, config::AUTH_MODE],
+    // The snapshot and mutators' reads (TransactGetItems), the commit (TransactWriteItems:
+    // Update of the space item's version, Puts). No poke: the commit's change of the space
+    // item reaches the poke function through the table's stream ([`POKE`]). A mutator that
+    // scans (`Tx::scan`, a Query by key prefix) would add `dynamodb:Query`; the app's
+    // mutators do not.
+    dynamodb_operations: &["TransactGetItems", "TransactWriteItems"],
     table_actions: &[
-        "dynamodb:BatchWriteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
-        "dynamodb:Query",
         "dynamodb:UpdateItem",
     ],
+    index_actions: &[],
+    connection_actions: &[],
+    secret_actions: &[],
+    stream_actions: &[],
+};
+
+/// The poke function ([`crate::poke_stream`]): the table's stream, filtered to changes of
+/// space items, invokes it with batches of records; it pokes each space's connections.
+pub const POKE: FunctionNeeds = FunctionNeeds {
+    binary: "poke",
+    env: &[config::TABLE_NAME, RUST_LOG, config::WEBSOCKET_ENDPOINT],
+    // The space's connections (Query) and the removal of gone ones (BatchWriteItem).
+    dynamodb_operations: &["BatchWriteItem", "Query"],
+    table_actions: &["dynamodb:BatchWriteItem", "dynamodb:Query"],
     index_actions: &[],
     // PostToConnection.
     connection_actions: &["execute-api:ManageConnections"],
     secret_actions: &[],
+    // What Lambda's poller needs on the stream (the DynamoDB Developer Guide's policy for
+    // a function processing a table's stream), on this table's stream only.
+    stream_actions: &[
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    ],
 };
 
 pub const PULL: FunctionNeeds = FunctionNeeds {
@@ -110,6 +129,7 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     // The cookie keys, once per cold start.
     secret_actions: &["secretsmanager:GetSecretValue"],
+    stream_actions: &[],
 };
 
 pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
@@ -131,6 +151,7 @@ pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
     index_actions: &[],
     connection_actions: &[],
     secret_actions: &[],
+    stream_actions: &[],
 };
 
 pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
@@ -142,16 +163,7 @@ pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
     index_actions: &[],
     connection_actions: &[],
     secret_actions: &[],
-};
-
-pub const WS_DEFAULT: FunctionNeeds = FunctionNeeds {
-    binary: "ws-default",
-    env: &[RUST_LOG],
-    dynamodb_operations: &[],
-    table_actions: &[],
-    index_actions: &[],
-    connection_actions: &[],
-    secret_actions: &[],
+    stream_actions: &[],
 };
 
 /// The WebSocket `$connect` authorizer (the `jwt` auth mode only): it verifies tokens
@@ -165,16 +177,17 @@ pub const WS_AUTHORIZER: FunctionNeeds = FunctionNeeds {
     index_actions: &[],
     connection_actions: &[],
     secret_actions: &[],
+    stream_actions: &[],
 };
 
 /// Every binary of `src/bin/`.
 pub const FUNCTIONS: &[FunctionNeeds] = &[
     SPACES,
     PUSH,
+    POKE,
     PULL,
     WS_CONNECT,
     WS_DISCONNECT,
-    WS_DEFAULT,
     WS_AUTHORIZER,
 ];
 

@@ -1,14 +1,14 @@
-//! Pokes through the API Gateway Management API: after a push commits, `PostToConnection`
-//! the text `poke` to every connection of the space, in parallel with bounded concurrency.
-//! A connection that is gone (HTTP 410) is deleted; any other failure is logged and never
-//! fails the push, which has already committed.
+//! Pokes through the API Gateway Management API: `PostToConnection` the text `poke` to
+//! every connection of a space, in parallel with bounded concurrency. A connection that is
+//! gone (HTTP 410) is deleted; any other failure is logged and counted, and the caller
+//! (the poke function, [`crate::poke_stream`]) has the stream deliver the space's change
+//! again. Pushes never call this: they answer right after their commit.
 
-use crate::connections::ConnectionTable;
+use crate::connections::{ConnectionError, ConnectionTable};
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures::StreamExt as _;
 use sync_core::SpaceId;
-use sync_core::poke::Poker;
 
 /// Concurrent PostToConnection calls per poke.
 pub const DEFAULT_CONCURRENCY: usize = 64;
@@ -27,7 +27,16 @@ enum Delivery {
 pub struct FanOut {
     pub delivered: usize,
     pub gone: usize,
+    /// Posts that failed otherwise (after the SDK's own retries): throttled, 5xx,
+    /// timeouts, dropped connections.
     pub failed: usize,
+}
+
+impl FanOut {
+    /// Whether every connection got its poke or is gone.
+    pub fn complete(&self) -> bool {
+        self.failed == 0
+    }
 }
 
 pub struct ApiGatewayPoker {
@@ -50,15 +59,12 @@ impl ApiGatewayPoker {
         self
     }
 
-    /// Pokes every connection of `space` and removes the gone ones.
-    pub async fn fan_out(&self, space: &SpaceId) -> FanOut {
-        let ids = match self.connections.list(space).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(space_id = %space, error = %e, "could not list poke connections");
-                return FanOut::default();
-            }
-        };
+    /// Pokes every connection of `space` and removes the gone ones. An error when the
+    /// connections could not be listed (nobody was poked).
+    pub async fn fan_out(&self, space: &SpaceId) -> Result<FanOut, ConnectionError> {
+        let ids = self.connections.list(space).await.inspect_err(|e| {
+            tracing::warn!(space_id = %space, error = %e, "could not list poke connections");
+        })?;
         let results: Vec<(String, Delivery)> = futures::stream::iter(ids)
             .map(|id| async move {
                 let delivery = self.post(&id).await;
@@ -88,7 +94,7 @@ impl ApiGatewayPoker {
             .await;
         tracing::info!(space_id = %space, delivered = summary.delivered, gone = summary.gone,
             failed = summary.failed, "poked");
-        summary
+        Ok(summary)
     }
 
     async fn post(&self, connection_id: &str) -> Delivery {
@@ -112,12 +118,5 @@ impl ApiGatewayPoker {
                 Delivery::Failed
             }
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl Poker for ApiGatewayPoker {
-    async fn poke(&self, space: &SpaceId) {
-        self.fan_out(space).await;
     }
 }

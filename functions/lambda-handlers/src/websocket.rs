@@ -1,5 +1,6 @@
 //! The WebSocket API's routes: `$connect` subscribes a connection to one space's pokes,
-//! `$disconnect` forgets it, `$default` answers keep-alives.
+//! `$disconnect` forgets it. `$default` (the clients' keep-alives) runs no function: API
+//! Gateway answers it itself (a MOCK integration in infra/template.yaml).
 //!
 //! In the `jwt` auth mode, `$connect` is behind the Lambda REQUEST authorizer
 //! (`ws-authorizer`, see [`crate::auth`]), which hands over the user in
@@ -177,12 +178,6 @@ pub async fn disconnect(
             Err(e) => tracing::warn!(error = %e, "could not remove a connection"),
         }
     }
-    respond(200, serde_json::json!({}))
-}
-
-/// `$default`: a client's keep-alive message. Receiving it is what resets API Gateway's
-/// 10-minute idle timer; no answer is needed.
-pub fn keep_alive(_event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     respond(200, serde_json::json!({}))
 }
 

@@ -13,8 +13,9 @@ use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region}
 use lambda_handlers::auth::AuthMode;
 use lambda_handlers::connections::ConnectionTable;
 use lambda_handlers::permissions::{self, FunctionNeeds};
+use lambda_handlers::poke_stream;
 use lambda_handlers::poker::ApiGatewayPoker;
-use lambda_handlers::websocket::{self, WebSocketRoutes, keep_alive};
+use lambda_handlers::websocket::{self, WebSocketRoutes};
 use lambda_handlers::{HttpFunction, bootstrap, config};
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
@@ -23,7 +24,8 @@ use std::sync::Arc;
 use store_dynamodb::{DynamoStore, RequestCounter, schema};
 use support::iam::IamRecorder;
 use support::template::{
-    Grant, Scope, Template, get_att, grants_of, invoked_function, ref_of, strings, sub_of,
+    ApiRoute, Grant, Scope, Template, get_att, grants_of, invoked_function, ref_of, strings,
+    sub_of, workspace_root,
 };
 use support::{http_event, http_event_as, ws_connect_as, ws_event};
 use sync_core::cookie::CookieKeys;
@@ -106,7 +108,17 @@ fn declared_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
     ));
     grants.extend(scoped(needs.connection_actions, Scope::Connections));
     grants.extend(scoped(needs.secret_actions, Scope::Secret));
+    grants.extend(scoped(needs.stream_actions, Scope::Stream));
     grants
+}
+
+/// The declared grants that the function's own code needs: all but the stream's, which
+/// Lambda's event source mapping uses.
+fn code_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
+    declared_grants(needs)
+        .into_iter()
+        .filter(|(_, scope)| *scope != Scope::Stream)
+        .collect()
 }
 
 #[test]
@@ -155,8 +167,8 @@ fn one_function_per_binary_built_by_cargo_lambda() {
 fn check_functions(t: &Template) {
     let served: BTreeSet<String> = t
         .routes_of(&t.http_api())
-        .into_iter()
-        .map(|r| r.function)
+        .iter()
+        .map(|r| r.function().to_owned())
         .collect();
     for f in t.functions() {
         let id = &f.id;
@@ -542,7 +554,7 @@ fn check_http_routes(mode: &str, t: &Template) {
         let route = http_route_of(&r.key);
         deployed.push(route);
         served
-            .entry(r.function.clone())
+            .entry(r.function().to_owned())
             .or_default()
             .insert(format!("{route:?}"));
         let integration = &t.resource(&r.integration)["Properties"];
@@ -575,7 +587,7 @@ fn check_http_routes(mode: &str, t: &Template) {
         let arn = format!(
             "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/*/POST{path}"
         );
-        let permissions = t.permissions_of(&r.function);
+        let permissions = t.permissions_of(r.function());
         assert!(
             permissions
                 .iter()
@@ -721,17 +733,18 @@ fn check_websocket_routes(mode: &str, t: &Template) {
         props["RouteSelectionExpression"].as_str(),
         Some("$request.body.action")
     );
-    // Route -> (binary, what its main calls: the handler, or the runtime loop serving it).
-    let expected: BTreeMap<&str, (&str, &[&str])> = BTreeMap::from([
+    // Route -> (binary, what its main calls: the handler, or the runtime loop serving it);
+    // None: API Gateway answers the route itself (see check_keep_alive_route).
+    let expected: BTreeMap<&str, Option<(&str, &[&str])>> = BTreeMap::from([
         (
             "$connect",
-            ("ws-connect", &["websocket::serve_connect("][..]),
+            Some(("ws-connect", &["websocket::serve_connect("][..])),
         ),
         (
             "$disconnect",
-            ("ws-disconnect", &["websocket::serve_disconnect("][..]),
+            Some(("ws-disconnect", &["websocket::serve_disconnect("][..])),
         ),
-        ("$default", ("ws-default", &["keep_alive("][..])),
+        ("$default", None),
     ]);
     let function_ids: BTreeMap<String, String> = t
         .functions()
@@ -742,11 +755,18 @@ fn check_websocket_routes(mode: &str, t: &Template) {
     let mut seen = BTreeSet::new();
     for route in &routes {
         let key = route.key.as_str();
-        let (binary, handler) = expected
+        let served_by = expected
             .get(key)
             .unwrap_or_else(|| panic!("unexpected route {key}"));
+        let Some((binary, handler)) = served_by else {
+            check_keep_alive_route(t, &api, route);
+            assert_eq!(route.authorization_type, "NONE", "{mode} {key}");
+            seen.insert(key);
+            continue;
+        };
+        let function = route.function();
         assert_eq!(
-            function_ids.get(&route.function).map(String::as_str),
+            function_ids.get(function).map(String::as_str),
             Some(*binary),
             "{key}"
         );
@@ -757,8 +777,8 @@ fn check_websocket_routes(mode: &str, t: &Template) {
         );
 
         // API Gateway may invoke the function for this route only.
-        let permissions = t.permissions_of(&route.function);
-        assert_eq!(permissions.len(), 1, "{}", route.function);
+        let permissions = t.permissions_of(function);
+        assert_eq!(permissions.len(), 1, "{function}");
         let permission = permissions[0];
         assert_eq!(permission["Action"].as_str(), Some("lambda:InvokeFunction"));
         assert_eq!(
@@ -820,6 +840,60 @@ fn check_websocket_routes(mode: &str, t: &Template) {
         Some(config::DEFAULT_MAX_SOCKETS_PER_SPACE as u64)
     );
     assert_eq!(cap["MinValue"].as_u64(), Some(1));
+}
+
+/// `$default`, where the clients' keep-alive messages land: a MOCK integration that API
+/// Gateway answers itself, so no function runs (nor is billed) per keep-alive, and no
+/// route response, so nothing is sent back (the client expects nothing).
+fn check_keep_alive_route(t: &Template, api: &str, route: &ApiRoute) {
+    assert_eq!(route.key, "$default");
+    assert_eq!(route.function, None, "$default invokes no function");
+    let integration = &t.resource(&route.integration)["Properties"];
+    assert_eq!(integration["IntegrationType"].as_str(), Some("MOCK"));
+    // A MOCK integration answers with the statusCode its request template produces; the
+    // literal key `$default` is written `\$default` in a selection expression.
+    assert_eq!(
+        integration["TemplateSelectionExpression"].as_str(),
+        Some("\\$default")
+    );
+    let templates = integration["RequestTemplates"]
+        .as_mapping()
+        .expect("RequestTemplates");
+    assert_eq!(templates.len(), 1, "{templates:?}");
+    let template = templates
+        .get("$default")
+        .and_then(|v| v.as_str())
+        .expect("a $default request template");
+    let template: Json = serde_json::from_str(template).expect("a JSON request template");
+    assert_eq!(template, json!({"statusCode": 200}));
+
+    // One-way: neither a route response nor integration responses.
+    let props = &t.resource(&route.id)["Properties"];
+    assert!(props["RouteResponseSelectionExpression"].is_null());
+    for kind in [
+        "AWS::ApiGatewayV2::RouteResponse",
+        "AWS::ApiGatewayV2::IntegrationResponse",
+    ] {
+        assert_eq!(t.ids_of_api(kind, api), Vec::<String>::new(), "{kind}");
+    }
+    // Nothing may be invoked for $default.
+    for id in t.ids_of_type("AWS::Lambda::Permission") {
+        let arn = sub_of(&t.resource(&id)["Properties"]["SourceArn"]).unwrap_or("");
+        assert!(!arn.ends_with("/$default"), "{id}: {arn}");
+    }
+
+    // The web client's keep-alive goes to $default: its action is no route of the API.
+    let poke_js = std::fs::read_to_string(workspace_root().join("client/src/poke.js"))
+        .expect("client/src/poke.js");
+    let action = poke_js
+        .split_once("KEEP_ALIVE_MESSAGE = JSON.stringify({ action: '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(action, _)| action)
+        .expect("the client's keep-alive message");
+    assert!(
+        t.routes_of(api).iter().all(|r| r.key != action),
+        "a route {action} would take the client's keep-alives"
+    );
 }
 
 /// The `$connect` authorizer: a REQUEST authorizer reading `?token=`, invoking the
@@ -966,6 +1040,76 @@ fn table_matches_the_store_schema() {
 }
 
 #[test]
+fn the_table_stream_feeds_the_poke_function() {
+    for (mode, t) in Template::each_auth_mode() {
+        let table_id = t.only_id_of_type("AWS::DynamoDB::Table");
+        let stream = &t.resource(&table_id)["Properties"]["StreamSpecification"];
+        assert_eq!(
+            stream["StreamViewType"].as_str(),
+            Some(poke_stream::STREAM_VIEW_TYPE),
+            "{mode}: keys only"
+        );
+        let mappings = t.ids_of_type("AWS::Lambda::EventSourceMapping");
+        assert_eq!(mappings.len(), 1, "{mode}: {mappings:?}");
+        let mapping = t.resource(&mappings[0]);
+        assert!(mapping["Condition"].is_null(), "in both auth modes");
+        let p = &mapping["Properties"];
+        // The table's stream, to the function of the poke binary, whose main serves it.
+        assert_eq!(
+            get_att(&p["EventSourceArn"]),
+            Some((table_id.clone(), "StreamArn".to_owned()))
+        );
+        let function = ref_of(&p["FunctionName"]).expect("FunctionName: a Ref");
+        let poke = t
+            .functions()
+            .into_iter()
+            .find(|f| f.id == function)
+            .unwrap_or_else(|| panic!("{function} is no function of the template"));
+        assert_eq!(poke.binary, permissions::POKE.binary);
+        assert!(bin_source(&poke.binary).contains("poke_stream::serve("));
+        // Nothing but the mapping invokes it.
+        assert!(t.permissions_of(function).is_empty(), "{function}");
+        // Modifications of space items only: the library's pattern, which its tests hold
+        // against the store's keys and against records of the documented shape.
+        let filters = p["FilterCriteria"]["Filters"]
+            .as_sequence()
+            .expect("FilterCriteria.Filters");
+        assert_eq!(filters.len(), 1);
+        let pattern: Json = serde_json::from_str(
+            filters[0]["Pattern"]
+                .as_str()
+                .expect("Pattern: a JSON string"),
+        )
+        .expect("Pattern: JSON");
+        assert_eq!(
+            pattern,
+            serde_json::from_str::<Json>(poke_stream::FILTER_PATTERN).unwrap()
+        );
+        // Failed records reported and retried, a failing batch split, retries bounded.
+        assert_eq!(
+            strings(&p["FunctionResponseTypes"]),
+            ["ReportBatchItemFailures"]
+        );
+        assert_eq!(p["BisectBatchOnFunctionError"].as_bool(), Some(true));
+        let retries = p["MaximumRetryAttempts"]
+            .as_i64()
+            .expect("MaximumRetryAttempts");
+        assert!((1..=10).contains(&retries), "{retries}");
+        // Batches, without waiting to fill them; new changes only.
+        let batch = p["BatchSize"].as_u64().expect("BatchSize");
+        assert!((1..=1000).contains(&batch), "{batch}");
+        assert_eq!(p["MaximumBatchingWindowInSeconds"].as_u64(), Some(0));
+        assert_eq!(p["StartingPosition"].as_str(), Some("LATEST"));
+        assert_ne!(p["Enabled"].as_bool(), Some(false));
+        let parallel = p["ParallelizationFactor"].as_u64().unwrap_or(1);
+        assert!((1..=10).contains(&parallel), "{parallel}");
+        // Time for a batch's fan-outs, within Lambda's limit.
+        let timeout = poke.prop("Timeout").as_u64().expect("Timeout");
+        assert!((30..=900).contains(&timeout), "{timeout}");
+    }
+}
+
+#[test]
 fn iam_grants_exactly_the_declared_actions() {
     for (mode, t) in Template::each_auth_mode() {
         for f in t.functions() {
@@ -1017,13 +1161,21 @@ fn iam_grants_exactly_the_declared_actions() {
             "the authorizer gets {name}"
         );
     }
-    // Only the poking function may post to connections.
+    // Only the poke function may post to connections, and read the table's stream; the
+    // push function, which answers after its commit, neither.
     let posting: Vec<&str> = permissions::FUNCTIONS
         .iter()
         .filter(|f| !f.connection_actions.is_empty())
         .map(|f| f.binary)
         .collect();
-    assert_eq!(posting, ["push"]);
+    assert_eq!(posting, ["poke"]);
+    let streaming: Vec<&str> = permissions::FUNCTIONS
+        .iter()
+        .filter(|f| !f.stream_actions.is_empty())
+        .map(|f| f.binary)
+        .collect();
+    assert_eq!(streaming, ["poke"]);
+    assert!(!permissions::PUSH.env.contains(&config::WEBSOCKET_ENDPOINT));
     // Only the function that signs cookies may read their keys, and only read them.
     let reading: Vec<(&str, &[&str])> = permissions::FUNCTIONS
         .iter()
@@ -1177,7 +1329,7 @@ impl Observer {
             needs.binary
         );
         let observed = self.recorder.grants();
-        let declared = declared_grants(needs);
+        let declared = code_grants(needs);
         assert!(
             observed.is_subset(&declared),
             "{}: requests needing undeclared permissions: {:?}",
@@ -1288,18 +1440,18 @@ async fn declared_actions_match_the_requests_sent() {
     spaces.check(&permissions::SPACES);
     let space = SpaceId::parse(&space_id).unwrap();
 
-    // push, poking one open connection and one gone (410) connection.
+    // push: answers right after its commit and pokes nobody.
     connections.add(&space, "open=").await.unwrap();
     connections.add(&space, "gone=").await.unwrap();
     standin.open("open=");
     let push = Observer::new(&table);
-    let client = push.dynamodb(&base);
-    let poker = ApiGatewayPoker::new(
-        ConnectionTable::new(client.clone(), table.clone()),
-        push.management(&standin.endpoint()),
-    );
     let f = HttpFunction::new(
-        bootstrap::sync_service(client, table.clone(), Arc::new(poker), AuthMode::None),
+        bootstrap::sync_service(
+            push.dynamodb(&base),
+            table.clone(),
+            Arc::new(NoPoker),
+            AuthMode::None,
+        ),
         &[Route::Push],
     );
     let resp = f
@@ -1310,10 +1462,26 @@ async fn declared_actions_match_the_requests_sent() {
         ))
         .await;
     assert_eq!((resp.status().as_u16(), json_of(&resp)), (200, json!({})));
+    assert_eq!(standin.total_posts(), 0);
+    push.check(&permissions::PUSH);
+
+    // poke: the stream's record of that commit (a modification of the space item), in an
+    // event as the mapping delivers it, pokes the open connection and removes the gone
+    // (410) one.
+    let poke = Observer::new(&table);
+    let poker = ApiGatewayPoker::new(
+        ConnectionTable::new(poke.dynamodb(&base), table.clone()),
+        poke.management(&standin.endpoint()),
+    );
+    let event = support::stream_event(vec![support::space_item_change(&table, &space_id, "100")]);
+    let response = poke_stream::handle(&poker, &event)
+        .await
+        .expect("a response");
+    assert!(response.batch_item_failures.is_empty());
     assert_eq!(standin.messages("open="), [b"poke".to_vec()]);
     assert_eq!(standin.posts("gone="), 1);
     assert_eq!(connections.list(&space).await.unwrap(), ["open="]);
-    push.check(&permissions::PUSH);
+    poke.check(&permissions::POKE);
 
     // pull: the cookie keys from the secret (moto speaks Secrets Manager too), a pull from
     // scratch, then cookies from the future: forged ones are refused and leave the version
@@ -1421,11 +1589,5 @@ async fn declared_actions_match_the_requests_sent() {
     assert_eq!(connections.list(&space).await.unwrap(), ["open="]);
     disconnect.check(&permissions::WS_DISCONNECT);
 
-    // ws-default holds no client at all.
-    assert_eq!(
-        keep_alive(&ws_event("$default", "open=", None)).status_code,
-        200
-    );
-    Observer::new(&table).check(&permissions::WS_DEFAULT);
     assert_eq!(store.space_version(&space).await.unwrap(), Some(1001));
 }

@@ -110,6 +110,29 @@ impl Poker for PokeHub {
     }
 }
 
+/// The push's [`Poker`]: the fan-out to the space's sockets runs in a task of its own,
+/// started after the commit, and the push answers without waiting for it, as on Lambda,
+/// where the poke function fans out from the table's stream while the push has already
+/// answered.
+#[derive(Debug)]
+pub struct AfterCommit(Arc<PokeHub>);
+
+impl PokeHub {
+    /// This hub as the push's poker (see [`AfterCommit`]).
+    pub fn after_commit(self: &Arc<Self>) -> Arc<AfterCommit> {
+        Arc::new(AfterCommit(Arc::clone(self)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Poker for AfterCommit {
+    async fn poke(&self, space: &SpaceId) {
+        let hub = Arc::clone(&self.0);
+        let space = space.clone();
+        tokio::spawn(async move { hub.poke(&space).await });
+    }
+}
+
 /// One connection's end of the hub.
 #[derive(Debug)]
 pub struct Subscription {
@@ -155,6 +178,22 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(20), sub.next_poke())
             .await
             .is_ok()
+    }
+
+    #[tokio::test]
+    async fn after_commit_pokes_in_a_task_of_its_own() {
+        let hub = PokeHub::new();
+        let mut a = hub.subscribe(space("a"));
+        let poker = hub.after_commit();
+        // A current-thread runtime: the fan-out cannot run before the push goes on.
+        poker.poke(&space("a")).await;
+        assert!(a.rx.try_recv().is_err(), "poked before the push went on");
+        assert_eq!(a.next_poke().await, Some(()));
+        // Sockets of other spaces stay quiet.
+        let mut b = hub.subscribe(space("b"));
+        poker.poke(&space("a")).await;
+        assert_eq!(a.next_poke().await, Some(()));
+        assert!(!pending(&mut b).await);
     }
 
     #[tokio::test]

@@ -84,7 +84,8 @@ struct AppState {
 pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Router {
     let mutators = Arc::new(sync_core::mutators::app::registry());
     let service = Arc::new(
-        SyncService::new(store, mutators, hub.clone())
+        // The push answers right after its commit; its pokes go out in a task of their own.
+        SyncService::new(store, mutators, hub.after_commit())
             .with_cookie_keys(options.cookie_keys.clone())
             .with_request_timeout(options.request_timeout)
             .with_access_policy(options.auth.policy()),

@@ -68,8 +68,8 @@ where
 }
 
 /// The final error of a `TransactGetItems`. Still cancelled by a commit in flight after
-/// the SDK's retries, the read is [`StoreError::Unavailable`]: the commit takes unusually
-/// long, and the client's retry of its request will find it applied.
+/// the SDK's retries, the read is [`StoreError::Busy`]: the space is contended, and a
+/// push retries it as it retries a lost commit.
 pub(crate) fn transact_get_error(
     err: &SdkError<TransactGetItemsError, HttpResponse>,
 ) -> StoreError {
@@ -81,7 +81,7 @@ pub(crate) fn transact_get_error(
     };
     let text = describe(OP, err);
     let error = match read_cancellation(cancelled.cancellation_reasons()) {
-        Cancellation::Conflict => StoreError::Unavailable(text),
+        Cancellation::Conflict => StoreError::Busy(text),
         Cancellation::Throttled => StoreError::Throttled(text),
         Cancellation::Other => StoreError::Rejected(text),
     };

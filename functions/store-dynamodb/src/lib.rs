@@ -9,6 +9,7 @@
 //! ```
 
 mod access;
+pub mod capacity;
 mod client;
 mod commit;
 mod counter;
@@ -21,6 +22,7 @@ pub mod schema;
 mod store;
 mod table;
 
+pub use capacity::{CapacityCounter, CapacityStats};
 pub use client::{
     ConfigError, DEFAULT_LOCAL_REGION, ENDPOINT_ENV, TABLE_NAME_ENV, client_from_env, local_client,
     local_client_with_counter, table_name_from_env, with_counter,

@@ -181,7 +181,8 @@ impl DynamoStore {
         space: &SpaceId,
         client_group_id: &str,
         client_ids: &[String],
-    ) -> Result<Option<PushSnapshot>, StoreError> {
+        entry_keys: &[String],
+    ) -> Result<Option<(PushSnapshot, HashMap<String, Option<Value>>)>, StoreError> {
         let pk = space_pk(space.as_str());
         // The space item comes first, so it is in the first chunk: with more than one
         // chunk, every later read happens after the version read, and anything committed
@@ -193,6 +194,14 @@ impl DynamoStore {
             schema::group_sk(client_group_id),
         ];
         sks.extend(ids.iter().map(|id| schema::client_sk(id)));
+        // The entries too, in the same transactional read: their values are as of the
+        // snapshot's version (see `read_entry` for why a plain read would not do).
+        let mut unique_keys = HashSet::new();
+        let keys: Vec<&String> = entry_keys
+            .iter()
+            .filter(|k| unique_keys.insert(*k))
+            .collect();
+        sks.extend(keys.iter().map(|k| schema::entry_sk(k)));
         let mut items = self.transact_get(&pk, &sks).await?.into_iter();
         let Some(meta) = items.next().flatten() else {
             return Ok(None);
@@ -203,7 +212,7 @@ impl DynamoStore {
             None => None,
         };
         let mut clients = HashMap::new();
-        for (id, found) in ids.into_iter().zip(items) {
+        for (id, found) in ids.into_iter().zip(items.by_ref()) {
             if let Some(client) = found {
                 let record = ClientRecord {
                     client_group_id: get_s(&client, schema::CLIENT_GROUP_ID)?.to_owned(),
@@ -212,12 +221,21 @@ impl DynamoStore {
                 clients.insert(id.clone(), record);
             }
         }
-        Ok(Some(PushSnapshot {
+        let mut entries = HashMap::with_capacity(keys.len());
+        for (key, found) in keys.into_iter().zip(items) {
+            let value = match found {
+                Some(entry) => entry_value(&entry)?,
+                None => None,
+            };
+            entries.insert(key.clone(), value);
+        }
+        let snapshot = PushSnapshot {
             version,
             clients,
             group_owner,
             access: get_access(&meta)?,
-        }))
+        };
+        Ok(Some((snapshot, entries)))
     }
 
     /// A mutator's read of one entry.

@@ -13,10 +13,12 @@
 //! items of the last commit so that a pull can wait for the ones its `Query` saw before
 //! that commit landed on them.
 
+use crate::capacity::{CapacityCounter, CapacityStats};
 use crate::pull::PullStats;
 use crate::schema::space_pk;
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use sync_core::SpaceId;
 use sync_core::auth::{AccessChange, SpaceAccess};
@@ -33,15 +35,25 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     pull_stats: Arc<PullStats>,
+    capacity: CapacityCounter,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        // The store's own copy of the client reports what each request consumed.
+        let capacity = CapacityCounter::default();
         Self {
-            client,
+            client: capacity.attach(&client),
             table: table.into(),
             pull_stats: Arc::default(),
+            capacity,
         }
+    }
+
+    /// Capacity units DynamoDB reported for this store's requests, and the requests sent
+    /// (shared by its clones; see [`crate::capacity`]).
+    pub fn capacity_stats(&self) -> CapacityStats {
+        self.capacity.stats()
     }
 
     /// How this store's pulls went (shared by its clones).
@@ -91,7 +103,20 @@ impl Store for DynamoStore {
         client_group_id: &str,
         client_ids: &[String],
     ) -> Result<Option<PushSnapshot>, StoreError> {
-        self.read_push_snapshot(space, client_group_id, client_ids)
+        Ok(self
+            .read_push_snapshot(space, client_group_id, client_ids, &[])
+            .await?
+            .map(|(snapshot, _)| snapshot))
+    }
+
+    async fn push_snapshot_with_entries(
+        &self,
+        space: &SpaceId,
+        client_group_id: &str,
+        client_ids: &[String],
+        entry_keys: &[String],
+    ) -> Result<Option<(PushSnapshot, HashMap<String, Option<Value>>)>, StoreError> {
+        self.read_push_snapshot(space, client_group_id, client_ids, entry_keys)
             .await
     }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use store_dynamodb::schema;
 use sync_core::cookie::CookieKeys;
-use sync_core::engine::{PushConfig, pull, push};
+use sync_core::engine::{PushConfig, pull, push, push_until};
 use sync_core::mutators::app::registry;
 use sync_core::protocol::{Cookie, Mutation, PatchOp, PullRequest, PullResponse, PushRequest};
 use sync_core::{SpaceId, Store};
@@ -214,6 +214,30 @@ async fn requests_per_operation() {
         &[("TransactGetItems", 2), ("TransactWriteItems", 1)],
     );
 
+    assert_eq!(outcome.read_keys, ["count"]);
+
+    // The next push reads what this one read with its snapshot (the service remembers
+    // it per space): two round trips.
+    f.counter.reset();
+    let hinted = push_until(
+        store,
+        &mutators,
+        &config,
+        &space,
+        "",
+        &push_request(increments(2..=2)),
+        None,
+        &outcome.read_keys,
+    )
+    .await
+    .unwrap();
+    assert_eq!((hinted.processed, hinted.commits), (1, 1));
+    expect_counts(
+        "push of one increment, reading `count` with the snapshot",
+        f.counter.snapshot(),
+        &[("TransactGetItems", 1), ("TransactWriteItems", 1)],
+    );
+
     f.counter.reset();
     let outcome = push(
         store,
@@ -221,7 +245,7 @@ async fn requests_per_operation() {
         &config,
         &space,
         "",
-        &push_request(increments(2..=101)),
+        &push_request(increments(3..=102)),
     )
     .await
     .unwrap();
@@ -236,7 +260,7 @@ async fn requests_per_operation() {
 
     f.counter.reset();
     let first = pull_from(store, &space, Cookie::Null).await;
-    assert_eq!(first.cookie.order, 2);
+    assert_eq!(first.cookie.order, 3);
     expect_counts(
         "first pull (null cookie)",
         f.counter.snapshot(),
@@ -260,21 +284,21 @@ async fn requests_per_operation() {
         &config,
         &space,
         "",
-        &push_request(increments(102..=102)),
+        &push_request(increments(103..=103)),
     )
     .await
     .unwrap();
     f.counter.reset();
     let next = pull_from(store, &space, Cookie::Version(first.cookie.order)).await;
-    assert_eq!(next.cookie.order, 3);
+    assert_eq!(next.cookie.order, 4);
     assert_eq!(
         next.patch,
         vec![PatchOp::Put {
             key: "count".into(),
-            value: json!(102)
+            value: json!(103)
         }]
     );
-    assert_eq!(next.last_mutation_id_changes[CLIENT], 102);
+    assert_eq!(next.last_mutation_id_changes[CLIENT], 103);
     expect_counts(
         "incremental pull after one change",
         f.counter.snapshot(),
@@ -288,7 +312,7 @@ async fn requests_per_operation() {
         &config,
         &space,
         "",
-        &push_request(increments(1..=102)),
+        &push_request(increments(1..=103)),
     )
     .await
     .unwrap();

@@ -307,14 +307,16 @@ async fn reads_cancelled_by_a_commit_in_flight_are_retried() {
     );
     assert_eq!(s.count("TransactGetItems"), 2);
 
-    // A commit that never lands: a temporary error after the bounded tries.
+    // A commit that never lands: after the bounded tries, a temporary error that says
+    // the space is busy (a push retries it as a lost race).
     s.reset();
     s.proxy.fail_always(
         "TransactGetItems",
         Fault::Cancelled(&["TransactionConflict"]),
     );
     let err = s.store.get_entry(&space, "a").await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(matches!(err, StoreError::Busy(_)), "{err}");
+    assert!(err.is_temporary());
     assert_eq!(s.count("TransactGetItems"), u64::from(MAX_ATTEMPTS));
 }
 

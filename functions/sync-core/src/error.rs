@@ -112,7 +112,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_temporary() {
+        if matches!(e, StoreError::Busy(_)) {
+            ApiError::Contended
+        } else if e.is_temporary() {
             ApiError::Unavailable(e)
         } else {
             ApiError::Internal(e)

@@ -20,6 +20,12 @@ pub enum StoreError {
     /// Temporary: the request may be retried.
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// Temporary: another request's write was being applied to an item this read needs
+    /// (DynamoDB cancels a transactional read that meets a commit in flight). To a push
+    /// this is a lost race like a failed commit condition: it retries from a fresh
+    /// snapshot.
+    #[error("storage is busy with a concurrent write: {0}")]
+    Busy(String),
     /// Temporary: the store sheds load.
     #[error("storage is throttling requests: {0}")]
     Throttled(String),
@@ -35,7 +41,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same call may succeed later. Retrying a permanent error only repeats it.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Throttled(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Throttled(_) | StoreError::Busy(_)
+        )
     }
 }
 

@@ -293,6 +293,41 @@ async fn with_a_deadline_a_contended_push_retries_until_it_not_until_the_budget(
 }
 
 #[tokio::test]
+async fn a_read_that_meets_a_commit_in_flight_is_retried_as_a_lost_race() {
+    // The mutator's read of `count` is cancelled three times (a commit of another
+    // request is landing on it), then passes.
+    let busy_left = std::sync::atomic::AtomicUsize::new(3);
+    let store = ScriptedStore::new(MemoryStore::new()).with_reads(move |_| {
+        busy_left
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .ok()
+            .map(|_| Err(StoreError::Busy("a commit is in flight".into())))
+    });
+    let space = new_space(&store, "busy").await;
+    let req = push_request("g", vec![mutation("c", 1, "increment", json!(2))]);
+    let outcome = engine::push(
+        &store,
+        &registry(),
+        &PushConfig::default(),
+        &space,
+        "",
+        &req,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (outcome.conflicts, outcome.commits, outcome.failed),
+        (3, 1, 0)
+    );
+    let full = pull_from(&store, &space, "g", Cookie::Null).await;
+    assert_eq!(put_value(&full.patch, "count"), Some(json!(2)));
+}
+
+#[tokio::test]
 async fn a_commit_the_store_refuses_fails_only_the_mutation_that_caused_it() {
     // Refuses, deterministically, every commit that writes `item/refused` and every read
     // of it: a limit of the store the engine did not know of.

@@ -32,16 +32,6 @@ use sync_core::{SpaceId, Store};
 use test_support::LocalDynamo;
 use tokio::sync::mpsc;
 
-/// The Lambda functions of `lambda-handlers` (its `src/bin/`).
-const LAMBDA_BINARIES: &[&str] = &[
-    "push",
-    "pull",
-    "spaces",
-    "ws-connect",
-    "ws-disconnect",
-    "ws-default",
-];
-
 /// What the emulated runtime API saw of one invocation.
 #[derive(Debug)]
 enum Seen {
@@ -254,14 +244,18 @@ async fn main() {
         "cargo lambda build --release (MB)",
         "target <= 10 MB",
     ]);
-    for name in LAMBDA_BINARIES.iter().chain(&["local-server"]) {
+    // Every Lambda function (lambda-handlers' src/bin/), then the local server.
+    let lambda_binaries = lambda_handlers::permissions::FUNCTIONS
+        .iter()
+        .map(|f| f.binary);
+    for name in lambda_binaries.chain(["local-server"]) {
         let path = bin_dir.join(name);
         // A build of some binaries only (another profile, say) is measured as far as it goes.
         let Some(size) = size_mb(&path) else {
             eprintln!("{} is not built: skipped", path.display());
             continue;
         };
-        let is_lambda = *name != "local-server";
+        let is_lambda = name != "local-server";
         let deployed = if is_lambda {
             size_mb(&lambda_dir.join(name).join("bootstrap"))
         } else {

@@ -1,4 +1,6 @@
-//! Push: applies a client group's mutations, then pokes the space.
+//! Push: applies a client group's mutations and answers right after the commit. Its
+//! pokes leave through the table's stream: the commit changes the space item, and the poke
+//! function fans that change out (see `poke_stream`).
 
 use lambda_handlers::{HttpFunction, bootstrap, logging, serve_http};
 use sync_core::Route;
@@ -8,7 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     logging::init();
     let auth = bootstrap::auth_mode()?;
     let (client, table) = bootstrap::dynamo().await?;
-    let poker = bootstrap::poker(&client, &table).await;
-    let service = bootstrap::sync_service(client, table, poker, auth);
+    let service = bootstrap::push_service(client, table, auth);
     serve_http(HttpFunction::new(service, &[Route::Push]).with_auth(auth)).await
 }

@@ -136,3 +136,45 @@ fn ws_event_as(
     }
     serde_json::from_value(ev).expect("a valid WebSocket proxy event")
 }
+
+/// A record of a DynamoDB stream event in the shape of the AWS documentation's example
+/// (Lambda's "Using AWS Lambda with Amazon DynamoDB" event: `eventID`, `eventName`,
+/// `eventVersion`, `eventSource`, `awsRegion`, `dynamodb` with `Keys`, `SequenceNumber`,
+/// `SizeBytes`, `StreamViewType`, and `eventSourceARN`), for the stream of `table` with
+/// `StreamViewType` KEYS_ONLY (the template's): the item's keys and no image.
+pub fn stream_record(
+    table: &str,
+    event_name: &str,
+    pk: &str,
+    sk: &str,
+    sequence: &str,
+) -> serde_json::Value {
+    json!({
+        "eventID": format!("{:032x}", sequence.parse::<u128>().unwrap_or(0)),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795766400,
+            "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+            "SequenceNumber": sequence,
+            "SizeBytes": 64,
+            "StreamViewType": "KEYS_ONLY"
+        },
+        "eventSourceARN": format!(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-27T08:00:00.000"
+        )
+    })
+}
+
+/// The record of a change of the item of `space` (its `headVersion`, as every commit makes).
+pub fn space_item_change(table: &str, space: &str, sequence: &str) -> serde_json::Value {
+    stream_record(table, "MODIFY", &format!("space#{space}"), "meta", sequence)
+}
+
+/// A DynamoDB stream event (`{"Records": [...]}`) as Lambda's event source mapping
+/// invokes a function with it, parsed as the poke function parses it.
+pub fn stream_event(records: Vec<serde_json::Value>) -> aws_lambda_events::event::dynamodb::Event {
+    serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB stream event")
+}

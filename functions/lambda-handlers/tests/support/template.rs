@@ -16,6 +16,8 @@ pub enum Scope {
     Connections,
     /// The cookie secret (the stack's one `AWS::SecretsManager::Secret`).
     Secret,
+    /// The sync table's stream (`Fn::GetAtt: [Table, StreamArn]`).
+    Stream,
     /// Anything else, as written.
     Other(String),
 }
@@ -129,9 +131,12 @@ impl Template {
         }
         if let Some((id, attribute)) = get_att(resource)
             && id == table
-            && attribute == "Arn"
         {
-            return Scope::Table;
+            match attribute.as_str() {
+                "Arn" => return Scope::Table,
+                "StreamArn" => return Scope::Stream,
+                _ => {}
+            }
         }
         if let Some(sub) = sub_of(resource) {
             if let Some(index) = sub.strip_prefix(&format!("${{{table}.Arn}}/index/")) {
@@ -418,12 +423,22 @@ pub struct ApiRoute {
     pub id: String,
     /// `POST /api/replicache/push`, `$connect`...
     pub key: String,
-    /// The logical ID of the function its integration invokes.
-    pub function: String,
+    /// The logical ID of the function its integration invokes (`AWS_PROXY`); `None` for
+    /// a `MOCK` integration, which API Gateway answers itself.
+    pub function: Option<String>,
     pub integration: String,
     pub authorization_type: String,
     /// The logical ID of its authorizer (`AuthorizerId: Ref X`).
     pub authorizer: Option<String>,
+}
+
+impl ApiRoute {
+    /// The logical ID of the function serving this route, which must have one.
+    pub fn function(&self) -> &str {
+        self.function
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: no function serves it", self.key))
+    }
 }
 
 /// The logical ID of the function an integration or authorizer URI invokes.
@@ -488,14 +503,20 @@ impl Template {
                     .to_owned();
                 let i = &self.resource(&integration)["Properties"];
                 assert_eq!(ref_of(&i["ApiId"]), Some(api), "{integration}");
-                assert_eq!(
-                    i["IntegrationType"].as_str(),
-                    Some("AWS_PROXY"),
-                    "{integration}"
-                );
+                let function = match i["IntegrationType"].as_str() {
+                    Some("AWS_PROXY") => Some(invoked_function(&i["IntegrationUri"])),
+                    Some("MOCK") => {
+                        assert!(
+                            i["IntegrationUri"].is_null(),
+                            "{integration}: MOCK has no URI"
+                        );
+                        None
+                    }
+                    other => panic!("{integration}: IntegrationType {other:?}"),
+                };
                 Some(ApiRoute {
                     key: p["RouteKey"].as_str().expect("RouteKey").to_owned(),
-                    function: invoked_function(&i["IntegrationUri"]),
+                    function,
                     integration,
                     authorization_type: p["AuthorizationType"]
                         .as_str()
