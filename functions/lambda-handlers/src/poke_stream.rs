@@ -16,8 +16,9 @@
 //! without its poke: the stream keeps every change of the space item for 24 hours and the
 //! mapping delivers each at least once, even when the push function was cut right after
 //! committing (a fan-out still failing after the mapping's retries is given up: the
-//! clients' periodic pull then brings the change). Other changes of the space item (an access change; a pull moving the
-//! version past a cookie from the future) poke as well: a harmless extra pull.
+//! clients' periodic pull then brings the change). Other changes of the space item (an
+//! access change; a pull moving the version past a cookie from the future) poke as well:
+//! a harmless extra pull.
 
 use crate::connections::ConnectionTable;
 use crate::poker::ApiGatewayPoker;
