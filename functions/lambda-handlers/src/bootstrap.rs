@@ -3,6 +3,7 @@
 
 use crate::auth::AuthMode;
 use crate::config;
+use crate::emf::{EmfMetrics, EmfWriter};
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
@@ -83,8 +84,22 @@ fn service(
     auth: AuthMode,
 ) -> SyncService {
     let store = store_dynamodb::DynamoStore::new(client, table);
-    SyncService::new(Arc::new(store), Arc::new(app::registry()), poker)
-        .with_access_policy(auth.access_policy())
+    let service = SyncService::new(Arc::new(store.clone()), Arc::new(app::registry()), poker)
+        .with_access_policy(auth.access_policy());
+    if on_lambda() {
+        service.with_metrics(Arc::new(
+            EmfMetrics::new(EmfWriter::stdout()).with_capacity_of(store),
+        ))
+    } else {
+        // Tests and tools that build a function's service keep their output clean.
+        service
+    }
+}
+
+/// Whether this process is a Lambda function (the runtime sets this variable); only
+/// there do EMF lines on stdout become metrics.
+pub fn on_lambda() -> bool {
+    std::env::var_os(config::LAMBDA_FUNCTION_NAME).is_some()
 }
 
 /// Why the cookie keys could not be had. No variant carries any of the secret's text.

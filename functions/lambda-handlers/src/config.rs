@@ -50,6 +50,9 @@ pub const JWKS_URL: &str = "JWKS_URL";
 /// Most poke sockets one space may have open (`$connect` answers 429 past it).
 pub const MAX_SOCKETS_PER_SPACE: &str = "MAX_SOCKETS_PER_SPACE";
 
+/// Set by the Lambda runtime in every function's environment.
+pub const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
 /// [`MAX_SOCKETS_PER_SPACE`] when it is not set.
 pub const DEFAULT_MAX_SOCKETS_PER_SPACE: usize = 100;
 

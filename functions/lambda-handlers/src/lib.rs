@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
+pub mod emf;
 pub mod http_adapter;
 pub mod logging;
 pub mod permissions;

@@ -232,10 +232,16 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
         ConnectionTable::new(client, table),
         management,
     ));
+    let emf = crate::emf::EmfWriter::stdout();
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| {
             let poker = poker.clone();
-            async move { Ok::<_, lambda_runtime::Error>(handle(&poker, &event.payload).await?) }
+            let emf = emf.clone();
+            async move {
+                let (response, summary) = handle_with_summary(&poker, &event.payload).await?;
+                emf.poke_batch(&summary);
+                Ok::<_, lambda_runtime::Error>(response)
+            }
         },
     ))
     .await

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cookie_secret;
 pub mod jwt;
 pub mod logging;
+pub mod metrics;
 pub mod poke_hub;
 pub mod routes;
 pub mod server;

@@ -6,6 +6,7 @@
 //! A subscription removes itself when dropped, and a poke that finds a channel closed
 //! removes it too.
 
+use crate::metrics::PrometheusMetrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +21,8 @@ pub struct PokeHub {
     connections: Mutex<Connections>,
     next_id: AtomicU64,
     closing: watch::Sender<bool>,
+    /// The server's metrics: the hub counts its pokes there, the routes their requests.
+    metrics: Arc<PrometheusMetrics>,
 }
 
 impl PokeHub {
@@ -28,7 +31,13 @@ impl PokeHub {
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             closing: watch::Sender::new(false),
+            metrics: Arc::new(PrometheusMetrics::new()),
         })
+    }
+
+    /// The server's metrics registry.
+    pub fn metrics(&self) -> Arc<PrometheusMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Registers a connection of `space`; it receives pokes until the subscription drops.
@@ -103,6 +112,7 @@ impl Poker for PokeHub {
             Err(mpsc::error::TrySendError::Closed(())) => false,
         });
         let live = of_space.len();
+        self.metrics.record_pokes(live, before - live);
         if live == 0 {
             connections.remove(space);
         }

@@ -3,6 +3,7 @@
 
 use crate::auth::{self, Auth, DEV_SIGN_IN_PATH};
 use crate::config::AllowedOrigins;
+use crate::metrics::{self, PrometheusMetrics};
 use crate::poke_hub::{PokeHub, Subscription};
 use crate::static_files;
 use axum::Router;
@@ -37,6 +38,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const API_PREFIX: &str = "/api/replicache/";
 pub const POKE_PATH: &str = "/api/replicache/poke";
+/// Prometheus scrapes the request figures here.
+pub const METRICS_PATH: &str = "/metrics";
 
 #[derive(Debug, Clone)]
 pub struct AppOptions {
@@ -77,18 +80,21 @@ struct AppState {
     allowed_origins: AllowedOrigins,
     auth: Auth,
     max_sockets_per_space: usize,
+    metrics: Arc<PrometheusMetrics>,
 }
 
 /// The whole app on one router. `hub` receives the pokes of committed pushes and serves
 /// the poke sockets.
 pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Router {
     let mutators = Arc::new(sync_core::mutators::app::registry());
+    let metrics = hub.metrics();
     let service = Arc::new(
         // The push answers right after its commit; its pokes go out in a task of their own.
         SyncService::new(store, mutators, hub.after_commit())
             .with_cookie_keys(options.cookie_keys.clone())
             .with_request_timeout(options.request_timeout)
-            .with_access_policy(options.auth.policy()),
+            .with_access_policy(options.auth.policy())
+            .with_metrics(metrics.clone()),
     );
     let state = AppState {
         service,
@@ -96,11 +102,13 @@ pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Ro
         allowed_origins: options.allowed_origins.clone(),
         auth: options.auth.clone(),
         max_sockets_per_space: options.max_sockets_per_space,
+        metrics,
     };
     let mut api = Router::new()
         // Other methods on the poke path get sync-core's JSON answer like any API path.
         .route(POKE_PATH, get(poke_socket).fallback(api))
-        .route("/api/{*rest}", any(api));
+        .route("/api/{*rest}", any(api))
+        .route(METRICS_PATH, get(metrics_text));
     // Only with the development secret; elsewhere the path is an unknown route (404).
     if options.auth.jwt().is_some_and(|jwt| jwt.dev.is_some()) {
         api = api.route(DEV_SIGN_IN_PATH, post(dev_sign_in).fallback(not_post));
@@ -110,6 +118,17 @@ pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Ro
         .with_state(state);
     api.merge(static_files::router(&options.client_dir))
         .layer(cors(&options.allowed_origins))
+}
+
+/// `GET /metrics`: the request figures for Prometheus.
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    match state.metrics.render() {
+        Ok(text) => ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn cors(origins: &AllowedOrigins) -> CorsLayer {

@@ -15,6 +15,7 @@ use crate::cookie::CookieKeys;
 use crate::engine::{self, PushConfig};
 use crate::error::ApiError;
 use crate::ids::SpaceId;
+use crate::metrics::{MetricsSink, NoMetrics, PushFigures, RequestMetrics};
 use crate::mutators::Registry;
 use crate::poke::Poker;
 use crate::protocol::{self, ClientError, Parsed};
@@ -150,6 +151,25 @@ pub struct SyncService {
     cookie_keys: CookieKeys,
     request_timeout: Duration,
     access: AccessPolicy,
+    metrics: Arc<dyn MetricsSink>,
+}
+
+/// A route's answer and what the metrics need to know of it beyond the response.
+struct Handled {
+    response: ApiResponse,
+    /// A protocol error answered with status 200.
+    refusal: Option<&'static str>,
+    push: Option<PushFigures>,
+}
+
+impl From<ApiResponse> for Handled {
+    fn from(response: ApiResponse) -> Self {
+        Self {
+            response,
+            refusal: None,
+            push: None,
+        }
+    }
 }
 
 impl SyncService {
@@ -167,7 +187,14 @@ impl SyncService {
             cookie_keys: CookieKeys::random(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             access: AccessPolicy::anonymous(),
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Where the figures of each request go ([`NoMetrics`] by default).
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = sink;
+        self
     }
 
     /// Who may sync what ([`AccessPolicy::anonymous`] by default: without sign-in, every
@@ -240,16 +267,33 @@ impl SyncService {
         let result = tokio::time::timeout_at(deadline.into(), work)
             .await
             .unwrap_or(Err(ApiError::DeadlineExceeded));
-        let response = match (route, result) {
-            (_, Ok(response)) => response,
-            (None, Err(e)) => ApiResponse::from_error(&e),
+        let handled = match (route, result) {
+            (_, Ok(handled)) => handled,
+            (None, Err(e)) => Handled {
+                refusal: Some(e.code()),
+                ..ApiResponse::from_error(&e).into()
+            },
             (Some(route), Err(e)) => {
                 if e.status() >= 500 {
                     tracing::warn!(route = route.name(), error = %e, "request failed");
                 }
-                ApiResponse::from_error(&e)
+                Handled {
+                    refusal: Some(e.code()),
+                    ..ApiResponse::from_error(&e).into()
+                }
             }
         };
+        let response = handled.response;
+        let duration = started.elapsed();
+        self.metrics.record(&RequestMetrics {
+            route,
+            status: response.status,
+            refusal: handled.refusal,
+            duration,
+            request_bytes: req.body.len(),
+            response_bytes: response.body.len(),
+            push: handled.push,
+        });
         tracing::info!(
             route = route.map(Route::name).unwrap_or("none"),
             // Only a valid ID is logged: the raw query value is whatever the client sent.
@@ -260,7 +304,7 @@ impl SyncService {
             status = response.status,
             request_bytes = req.body.len(),
             response_bytes = response.body.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            elapsed_ms = duration.as_secs_f64() * 1000.0,
             "handled"
         );
         response
@@ -271,7 +315,7 @@ impl SyncService {
         route: Route,
         req: ApiRequest<'_>,
         deadline: Instant,
-    ) -> Result<ApiResponse, ApiError> {
+    ) -> Result<Handled, ApiError> {
         if !req.method.eq_ignore_ascii_case("POST") {
             return Err(ApiError::MethodNotAllowed(req.method.to_owned()));
         }
@@ -285,10 +329,12 @@ impl SyncService {
             Route::CreateSpace => {
                 space_routes::create_space(self.store.as_ref(), &self.access, req.user, req.body)
                     .await
+                    .map(Handled::from)
             }
             Route::SpaceExists => {
                 space_routes::space_exists(self.store.as_ref(), &self.access, req.user, req.body)
                     .await
+                    .map(Handled::from)
             }
             Route::SpaceAccess => {
                 let space = query_space(req.space_id)?;
@@ -300,6 +346,7 @@ impl SyncService {
                     req.body,
                 )
                 .await
+                .map(Handled::from)
             }
             Route::Push => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
@@ -315,14 +362,15 @@ impl SyncService {
         space: &SpaceId,
         req: ApiRequest<'_>,
         deadline: Instant,
-    ) -> Result<ApiResponse, ApiError> {
+    ) -> Result<Handled, ApiError> {
         let push = match protocol::parse_push(req.body)? {
             Parsed::Supported(push) => push,
             Parsed::VersionNotSupported(version_type) => {
-                return Ok(ApiResponse::json(
-                    200,
-                    &ClientError::VersionNotSupported { version_type },
-                ));
+                return Ok(Handled {
+                    refusal: Some("VersionNotSupported"),
+                    ..ApiResponse::json(200, &ClientError::VersionNotSupported { version_type })
+                        .into()
+                });
             }
         };
         let turn = self.push_turns.lock(space).await;
@@ -354,20 +402,35 @@ impl SyncService {
         tracing::info!(space_id = %space, mutations = push.mutations.len(),
             processed = outcome.processed, failed = outcome.failed, commits = outcome.commits,
             conflicts = outcome.conflicts, truncated = outcome.truncated, "push");
+        let figures = Some(PushFigures {
+            applied: outcome.processed.saturating_sub(outcome.failed),
+            failed: outcome.failed,
+            conflicts: outcome.conflicts,
+            commits: outcome.commits,
+        });
         if outcome.client_state_not_found {
-            return Ok(ApiResponse::json(200, &ClientError::ClientStateNotFound));
+            return Ok(Handled {
+                response: ApiResponse::json(200, &ClientError::ClientStateNotFound),
+                refusal: Some("ClientStateNotFound"),
+                push: figures,
+            });
         }
-        Ok(ApiResponse::json(200, &json!({})))
+        Ok(Handled {
+            response: ApiResponse::json(200, &json!({})),
+            refusal: None,
+            push: figures,
+        })
     }
 
-    async fn pull(&self, space: &SpaceId, req: ApiRequest<'_>) -> Result<ApiResponse, ApiError> {
+    async fn pull(&self, space: &SpaceId, req: ApiRequest<'_>) -> Result<Handled, ApiError> {
         let pull = match protocol::parse_pull(req.body)? {
             Parsed::Supported(pull) => pull,
             Parsed::VersionNotSupported(version_type) => {
-                return Ok(ApiResponse::json(
-                    200,
-                    &ClientError::VersionNotSupported { version_type },
-                ));
+                return Ok(Handled {
+                    refusal: Some("VersionNotSupported"),
+                    ..ApiResponse::json(200, &ClientError::VersionNotSupported { version_type })
+                        .into()
+                });
             }
         };
         let response = engine::pull(
@@ -378,7 +441,9 @@ impl SyncService {
             &pull,
         )
         .await?;
-        Ok(ApiResponse::json(200, &response).maybe_gzip(req.accepts_gzip))
+        Ok(ApiResponse::json(200, &response)
+            .maybe_gzip(req.accepts_gzip)
+            .into())
     }
 }
 

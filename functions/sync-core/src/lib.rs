@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod memory_store;
+pub mod metrics;
 pub mod mutators;
 pub mod poke;
 pub mod protocol;

@@ -1,0 +1,264 @@
+//! Metrics in CloudWatch Embedded Metric Format: one JSON line per request (or poke
+//! batch) on stdout, which CloudWatch Logs turns into metrics with no API call of the
+//! function's own. Format: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>.
+//!
+//! Dimensions are the route and the outcome (`ok` or the refusal's code) of a request,
+//! and the function of a poke batch: a handful of values each. No space, user or client ID and no user data ever
+//! enters a line.
+
+use crate::poke_stream::BatchSummary;
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+use store_dynamodb::{CapacityStats, DynamoStore};
+use sync_core::metrics::{MetricsSink, RequestMetrics};
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "ReplicacheSync";
+
+/// The EMF units used here (a subset of CloudWatch's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Bytes,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Bytes => "Bytes",
+        }
+    }
+}
+
+/// Where the lines go: stdout on Lambda, a buffer in tests.
+pub type SharedWriter = Arc<Mutex<dyn Write + Send>>;
+
+/// Writes EMF lines.
+#[derive(Clone)]
+pub struct EmfWriter {
+    out: SharedWriter,
+}
+
+impl EmfWriter {
+    /// Lines on stdout, which Lambda sends to CloudWatch Logs.
+    pub fn stdout() -> Self {
+        Self::to(Arc::new(Mutex::new(std::io::stdout())))
+    }
+
+    pub fn to(out: SharedWriter) -> Self {
+        Self { out }
+    }
+
+    /// One EMF line: `metrics` (name, unit, value) under `dimensions`, the metrics named
+    /// in `by_outcome` also under one more dimension (key, value), and `properties`
+    /// (log fields, no metrics).
+    fn emit(
+        &self,
+        dimensions: &[(&str, &str)],
+        metrics: &[(&str, Unit, f64)],
+        by_outcome: Option<(&str, &str, &[&str])>,
+        properties: &[(&str, Value)],
+    ) {
+        let keys: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+        let mut directives = vec![json!({
+            "Namespace": NAMESPACE,
+            "Dimensions": [keys],
+            "Metrics": metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit.name()})).collect::<Vec<_>>(),
+        })];
+        let mut line = Map::new();
+        for (k, v) in properties {
+            line.insert((*k).into(), v.clone());
+        }
+        for (k, v) in dimensions {
+            line.insert((*k).into(), json!(v));
+        }
+        if let Some((key, value, names)) = by_outcome {
+            let mut with_outcome = keys.clone();
+            with_outcome.push(key);
+            let units: Vec<Value> = names
+                .iter()
+                .filter_map(|n| metrics.iter().find(|(name, ..)| name == n))
+                .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.name()}))
+                .collect();
+            directives.push(json!({
+                "Namespace": NAMESPACE,
+                "Dimensions": [with_outcome],
+                "Metrics": units,
+            }));
+            line.insert(key.into(), json!(value));
+        }
+        for (name, _, value) in metrics {
+            line.insert((*name).into(), json!(value));
+        }
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        line.insert(
+            "_aws".into(),
+            json!({"Timestamp": timestamp, "CloudWatchMetrics": directives}),
+        );
+        let mut text = Value::Object(line).to_string();
+        text.push('\n');
+        // One write per line, under the lock, so that concurrent lines never interleave.
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "could not write a metrics line");
+        }
+    }
+
+    /// The figures of one poke batch: pokes delivered, connections gone, posts failed.
+    pub fn poke_batch(&self, summary: &BatchSummary) {
+        self.emit(
+            &[("Function", "poke")],
+            &[
+                ("StreamRecords", Unit::Count, summary.records as f64),
+                ("SpacesPoked", Unit::Count, summary.spaces as f64),
+                ("PokesSent", Unit::Count, summary.delivered as f64),
+                ("ConnectionsGone", Unit::Count, summary.gone as f64),
+                ("PokesFailed", Unit::Count, summary.failed_posts as f64),
+                (
+                    "SpacesUnlisted",
+                    Unit::Count,
+                    summary.unlisted_spaces as f64,
+                ),
+            ],
+            None,
+            &[],
+        );
+    }
+}
+
+/// The [`MetricsSink`] of an HTTP function: one EMF line per request.
+pub struct EmfMetrics {
+    writer: EmfWriter,
+    capacity: Option<CapacityDelta>,
+}
+
+/// DynamoDB capacity consumed since the previous request. Lambda hands an instance one
+/// request at a time, so the difference of the store's counter between two requests is
+/// what the later one consumed.
+struct CapacityDelta {
+    store: DynamoStore,
+    last: Mutex<CapacityStats>,
+}
+
+impl EmfMetrics {
+    pub fn new(writer: EmfWriter) -> Self {
+        Self {
+            writer,
+            capacity: None,
+        }
+    }
+
+    /// Also reports the DynamoDB capacity each request consumed through `store` (or a
+    /// clone of it: clones share the counter).
+    pub fn with_capacity_of(mut self, store: DynamoStore) -> Self {
+        let last = Mutex::new(store.capacity_stats());
+        self.capacity = Some(CapacityDelta { store, last });
+        self
+    }
+}
+
+impl MetricsSink for EmfMetrics {
+    fn record(&self, m: &RequestMetrics) {
+        let mut metrics: Vec<(&str, Unit, f64)> = vec![
+            ("Requests", Unit::Count, 1.0),
+            (
+                "Refused",
+                Unit::Count,
+                if m.refusal.is_some() { 1.0 } else { 0.0 },
+            ),
+            (
+                "Latency",
+                Unit::Milliseconds,
+                m.duration.as_secs_f64() * 1000.0,
+            ),
+            ("RequestBytes", Unit::Bytes, m.request_bytes as f64),
+            ("ResponseBytes", Unit::Bytes, m.response_bytes as f64),
+        ];
+        if let Some(push) = m.push {
+            metrics.extend([
+                ("MutationsApplied", Unit::Count, push.applied as f64),
+                ("MutationsFailed", Unit::Count, push.failed as f64),
+                ("VersionConflicts", Unit::Count, f64::from(push.conflicts)),
+                ("Commits", Unit::Count, push.commits as f64),
+            ]);
+        }
+        if let Some(capacity) = &self.capacity {
+            let now = capacity.store.capacity_stats();
+            let mut last = capacity.last.lock().unwrap_or_else(PoisonError::into_inner);
+            metrics.extend([
+                (
+                    "ReadCapacityUnits",
+                    Unit::Count,
+                    (now.read_units - last.read_units).max(0.0),
+                ),
+                (
+                    "WriteCapacityUnits",
+                    Unit::Count,
+                    (now.write_units - last.write_units).max(0.0),
+                ),
+                (
+                    "DynamoRequests",
+                    Unit::Count,
+                    now.requests.saturating_sub(last.requests) as f64,
+                ),
+            ]);
+            *last = now;
+        }
+        self.writer.emit(
+            &[("Route", m.route_name())],
+            &metrics,
+            Some(("Outcome", m.refusal.unwrap_or("ok"), &["Requests"])),
+            &[("Status", json!(m.status))],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poke_batch_is_one_line_of_its_counts_by_function() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let summary = BatchSummary {
+            records: 5,
+            skipped: 1,
+            spaces: 2,
+            delivered: 7,
+            gone: 3,
+            failed_posts: 1,
+            unlisted_spaces: 0,
+        };
+        EmfWriter::to(out.clone()).poke_batch(&summary);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let line: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["Function"], "poke");
+        assert_eq!(line["PokesSent"], 7.0);
+        assert_eq!(line["ConnectionsGone"], 3.0);
+        assert_eq!(line["PokesFailed"], 1.0);
+        assert_eq!(line["SpacesPoked"], 2.0);
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1);
+        assert_eq!(directives[0]["Namespace"], NAMESPACE);
+        assert_eq!(directives[0]["Dimensions"], json!([["Function"]]));
+        let names: Vec<&str> = directives[0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m["Unit"], "Count");
+                m["Name"].as_str().unwrap()
+            })
+            .collect();
+        assert!(names.contains(&"PokesSent") && names.contains(&"ConnectionsGone"));
+    }
+}
