@@ -86,7 +86,7 @@ fn service(
     let store = store_dynamodb::DynamoStore::new(client, table);
     let service = SyncService::new(Arc::new(store.clone()), Arc::new(app::registry()), poker)
         .with_access_policy(auth.access_policy());
-    if on_lambda() {
+    if config::on_lambda() {
         service.with_metrics(Arc::new(
             EmfMetrics::new(EmfWriter::stdout()).with_capacity_of(store),
         ))
@@ -94,12 +94,6 @@ fn service(
         // Tests and tools that build a function's service keep their output clean.
         service
     }
-}
-
-/// Whether this process is a Lambda function (the runtime sets this variable); only
-/// there do EMF lines on stdout become metrics.
-pub fn on_lambda() -> bool {
-    std::env::var_os(config::LAMBDA_FUNCTION_NAME).is_some()
 }
 
 /// Why the cookie keys could not be had. No variant carries any of the secret's text.

@@ -50,8 +50,15 @@ pub const JWKS_URL: &str = "JWKS_URL";
 /// Most poke sockets one space may have open (`$connect` answers 429 past it).
 pub const MAX_SOCKETS_PER_SPACE: &str = "MAX_SOCKETS_PER_SPACE";
 
-/// Set by the Lambda runtime in every function's environment.
-pub const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// Set by the Lambda runtime in every function's environment (not by the template, so
+/// not a `pub const` among the variables the template sets).
+const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// Whether this process is a Lambda function: only there do EMF lines on stdout become
+/// metrics.
+pub fn on_lambda() -> bool {
+    env::var_os(LAMBDA_FUNCTION_NAME).is_some()
+}
 
 /// [`MAX_SOCKETS_PER_SPACE`] when it is not set.
 pub const DEFAULT_MAX_SOCKETS_PER_SPACE: usize = 100;

@@ -17,6 +17,65 @@ use sync_core::metrics::{MetricsSink, RequestMetrics};
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "ReplicacheSync";
 
+/// The dimension keys: a request's route, its outcome, and the function of a poke batch.
+pub mod dimension {
+    pub const ROUTE: &str = "Route";
+    pub const OUTCOME: &str = "Outcome";
+    pub const FUNCTION: &str = "Function";
+    /// The `Function` of the poke function's lines.
+    pub const POKE: &str = "poke";
+}
+
+/// The metric names, as the alarms and the dashboard of `infra/template.yaml` name them.
+pub mod metric {
+    pub const REQUESTS: &str = "Requests";
+    pub const REFUSED: &str = "Refused";
+    pub const LATENCY: &str = "Latency";
+    pub const REQUEST_BYTES: &str = "RequestBytes";
+    pub const RESPONSE_BYTES: &str = "ResponseBytes";
+    pub const MUTATIONS_APPLIED: &str = "MutationsApplied";
+    pub const MUTATIONS_FAILED: &str = "MutationsFailed";
+    pub const VERSION_CONFLICTS: &str = "VersionConflicts";
+    pub const COMMITS: &str = "Commits";
+    pub const READ_CAPACITY_UNITS: &str = "ReadCapacityUnits";
+    pub const WRITE_CAPACITY_UNITS: &str = "WriteCapacityUnits";
+    pub const DYNAMO_REQUESTS: &str = "DynamoRequests";
+    pub const STREAM_RECORDS: &str = "StreamRecords";
+    pub const SPACES_POKED: &str = "SpacesPoked";
+    pub const POKES_SENT: &str = "PokesSent";
+    pub const CONNECTIONS_GONE: &str = "ConnectionsGone";
+    pub const POKES_FAILED: &str = "PokesFailed";
+    pub const SPACES_UNLISTED: &str = "SpacesUnlisted";
+
+    /// A request's metrics, by [`super::dimension::ROUTE`] (pushes add the push figures,
+    /// functions with a store the capacity figures).
+    pub const BY_ROUTE: [&str; 12] = [
+        REQUESTS,
+        REFUSED,
+        LATENCY,
+        REQUEST_BYTES,
+        RESPONSE_BYTES,
+        MUTATIONS_APPLIED,
+        MUTATIONS_FAILED,
+        VERSION_CONFLICTS,
+        COMMITS,
+        READ_CAPACITY_UNITS,
+        WRITE_CAPACITY_UNITS,
+        DYNAMO_REQUESTS,
+    ];
+    /// The metrics also by [`super::dimension::ROUTE`] and [`super::dimension::OUTCOME`].
+    pub const BY_ROUTE_AND_OUTCOME: [&str; 1] = [REQUESTS];
+    /// A poke batch's metrics, by [`super::dimension::FUNCTION`].
+    pub const BY_FUNCTION: [&str; 6] = [
+        STREAM_RECORDS,
+        SPACES_POKED,
+        POKES_SENT,
+        CONNECTIONS_GONE,
+        POKES_FAILED,
+        SPACES_UNLISTED,
+    ];
+}
+
 /// The EMF units used here (a subset of CloudWatch's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -115,15 +174,19 @@ impl EmfWriter {
     /// The figures of one poke batch: pokes delivered, connections gone, posts failed.
     pub fn poke_batch(&self, summary: &BatchSummary) {
         self.emit(
-            &[("Function", "poke")],
+            &[(dimension::FUNCTION, dimension::POKE)],
             &[
-                ("StreamRecords", Unit::Count, summary.records as f64),
-                ("SpacesPoked", Unit::Count, summary.spaces as f64),
-                ("PokesSent", Unit::Count, summary.delivered as f64),
-                ("ConnectionsGone", Unit::Count, summary.gone as f64),
-                ("PokesFailed", Unit::Count, summary.failed_posts as f64),
+                (metric::STREAM_RECORDS, Unit::Count, summary.records as f64),
+                (metric::SPACES_POKED, Unit::Count, summary.spaces as f64),
+                (metric::POKES_SENT, Unit::Count, summary.delivered as f64),
+                (metric::CONNECTIONS_GONE, Unit::Count, summary.gone as f64),
                 (
-                    "SpacesUnlisted",
+                    metric::POKES_FAILED,
+                    Unit::Count,
+                    summary.failed_posts as f64,
+                ),
+                (
+                    metric::SPACES_UNLISTED,
                     Unit::Count,
                     summary.unlisted_spaces as f64,
                 ),
@@ -168,26 +231,30 @@ impl EmfMetrics {
 impl MetricsSink for EmfMetrics {
     fn record(&self, m: &RequestMetrics) {
         let mut metrics: Vec<(&str, Unit, f64)> = vec![
-            ("Requests", Unit::Count, 1.0),
+            (metric::REQUESTS, Unit::Count, 1.0),
             (
-                "Refused",
+                metric::REFUSED,
                 Unit::Count,
                 if m.refusal.is_some() { 1.0 } else { 0.0 },
             ),
             (
-                "Latency",
+                metric::LATENCY,
                 Unit::Milliseconds,
                 m.duration.as_secs_f64() * 1000.0,
             ),
-            ("RequestBytes", Unit::Bytes, m.request_bytes as f64),
-            ("ResponseBytes", Unit::Bytes, m.response_bytes as f64),
+            (metric::REQUEST_BYTES, Unit::Bytes, m.request_bytes as f64),
+            (metric::RESPONSE_BYTES, Unit::Bytes, m.response_bytes as f64),
         ];
         if let Some(push) = m.push {
             metrics.extend([
-                ("MutationsApplied", Unit::Count, push.applied as f64),
-                ("MutationsFailed", Unit::Count, push.failed as f64),
-                ("VersionConflicts", Unit::Count, f64::from(push.conflicts)),
-                ("Commits", Unit::Count, push.commits as f64),
+                (metric::MUTATIONS_APPLIED, Unit::Count, push.applied as f64),
+                (metric::MUTATIONS_FAILED, Unit::Count, push.failed as f64),
+                (
+                    metric::VERSION_CONFLICTS,
+                    Unit::Count,
+                    f64::from(push.conflicts),
+                ),
+                (metric::COMMITS, Unit::Count, push.commits as f64),
             ]);
         }
         if let Some(capacity) = &self.capacity {
@@ -195,17 +262,17 @@ impl MetricsSink for EmfMetrics {
             let mut last = capacity.last.lock().unwrap_or_else(PoisonError::into_inner);
             metrics.extend([
                 (
-                    "ReadCapacityUnits",
+                    metric::READ_CAPACITY_UNITS,
                     Unit::Count,
                     (now.read_units - last.read_units).max(0.0),
                 ),
                 (
-                    "WriteCapacityUnits",
+                    metric::WRITE_CAPACITY_UNITS,
                     Unit::Count,
                     (now.write_units - last.write_units).max(0.0),
                 ),
                 (
-                    "DynamoRequests",
+                    metric::DYNAMO_REQUESTS,
                     Unit::Count,
                     now.requests.saturating_sub(last.requests) as f64,
                 ),
@@ -213,9 +280,13 @@ impl MetricsSink for EmfMetrics {
             *last = now;
         }
         self.writer.emit(
-            &[("Route", m.route_name())],
+            &[(dimension::ROUTE, m.route_name())],
             &metrics,
-            Some(("Outcome", m.refusal.unwrap_or("ok"), &["Requests"])),
+            Some((
+                dimension::OUTCOME,
+                m.refusal.unwrap_or("ok"),
+                &metric::BY_ROUTE_AND_OUTCOME,
+            )),
             &[("Status", json!(m.status))],
         );
     }
@@ -260,5 +331,72 @@ mod tests {
             })
             .collect();
         assert!(names.contains(&"PokesSent") && names.contains(&"ConnectionsGone"));
+    }
+
+    /// The names of each directive's metrics in `line`, with its dimension sets.
+    fn directives(line: &Value) -> Vec<(Value, Vec<String>)> {
+        line["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let names = d["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["Name"].as_str().unwrap().to_owned())
+                    .collect();
+                (d["Dimensions"].clone(), names)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_public_lists_are_what_the_lines_carry() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = EmfWriter::to(out.clone());
+        writer.poke_batch(&BatchSummary::default());
+        EmfMetrics::new(writer).record(&RequestMetrics {
+            route: Some(sync_core::Route::Push),
+            status: 200,
+            refusal: None,
+            duration: std::time::Duration::from_millis(5),
+            request_bytes: 10,
+            response_bytes: 20,
+            push: Some(sync_core::metrics::PushFigures::default()),
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            directives(&lines[0]),
+            vec![(
+                json!([[dimension::FUNCTION]]),
+                metric::BY_FUNCTION.map(String::from).to_vec()
+            )]
+        );
+        let request = directives(&lines[1]);
+        assert_eq!(request.len(), 2);
+        assert_eq!(request[0].0, json!([[dimension::ROUTE]]));
+        // Every metric but the capacity figures (this sink has no store).
+        assert_eq!(
+            request[0].1,
+            metric::BY_ROUTE[..9]
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            request[1].0,
+            json!([[dimension::ROUTE, dimension::OUTCOME]])
+        );
+        assert_eq!(
+            request[1].1,
+            metric::BY_ROUTE_AND_OUTCOME.map(String::from).to_vec()
+        );
+        assert_eq!(lines[1][dimension::ROUTE], "push");
+        assert_eq!(lines[1][dimension::OUTCOME], "ok");
     }
 }

@@ -1,7 +1,9 @@
 //! `infra/template.yaml` held against the code: one function per binary, the environment
 //! each binary reads, the routes and their authorizers, the table's schema, the abuse
-//! limits, and least-privilege IAM, in both auth modes (the template as deployed with
-//! `AuthMode` none and jwt: `support::template` evaluates its Conditions and `Fn::If`s).
+//! limits, least-privilege IAM, and the alarms and dashboard (on metrics that exist, the
+//! functions' EMF ones by `lambda_handlers::emf`'s names), in both auth modes (the
+//! template as deployed with `AuthMode` none and jwt: `support::template` evaluates its
+//! Conditions and `Fn::If`s).
 //! The IAM declaration of `lambda_handlers::permissions` is itself checked against the
 //! requests each binary's code path really sends, to a DynamoDB-compatible server (moto)
 //! and to the Management API stand-in.
@@ -12,6 +14,7 @@ use apigw_management_standin::Standin;
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
 use lambda_handlers::auth::AuthMode;
 use lambda_handlers::connections::ConnectionTable;
+use lambda_handlers::emf;
 use lambda_handlers::permissions::{self, FunctionNeeds};
 use lambda_handlers::poke_stream;
 use lambda_handlers::poker::ApiGatewayPoker;
@@ -1590,4 +1593,578 @@ async fn declared_actions_match_the_requests_sent() {
     disconnect.check(&permissions::WS_DISCONNECT);
 
     assert_eq!(store.space_version(&space).await.unwrap(), Some(1001));
+}
+
+// ---------------------------------------------------------------------------------------
+// Alarms and dashboard
+// ---------------------------------------------------------------------------------------
+
+/// A dimension's value as written: a resource's `Ref` (or `${Id}` in the dashboard), or
+/// a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DimValue {
+    Ref(String),
+    Literal(String),
+}
+
+/// One metric that an alarm or a dashboard widget watches.
+#[derive(Debug, Clone)]
+struct Watched {
+    /// The alarm's logical ID, or the widget's title.
+    by: String,
+    namespace: String,
+    name: String,
+    dimensions: Vec<(String, DimValue)>,
+}
+
+impl Watched {
+    fn dimension(&self, key: &str) -> Option<&DimValue> {
+        self.dimensions
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    fn is(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && self.name == name
+    }
+}
+
+fn alarm_dimensions(by: &str, dims: &Value) -> Vec<(String, DimValue)> {
+    dims.as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let key = d["Name"].as_str().expect("a dimension Name").to_owned();
+            let value = match (ref_of(&d["Value"]), d["Value"].as_str()) {
+                (Some(id), _) => DimValue::Ref(id.to_owned()),
+                (None, Some(s)) => DimValue::Literal(s.to_owned()),
+                _ => panic!("{by}: dimension {key}: unexpected value {:?}", d["Value"]),
+            };
+            (key, value)
+        })
+        .collect()
+}
+
+/// The metrics alarm `id` watches: its own metric, or every `MetricStat` of its metric
+/// math (after checking the math: one expression returned, naming every metric).
+fn alarm_metrics(id: &str, alarm: &Value) -> Vec<Watched> {
+    let p = &alarm["Properties"];
+    let Some(queries) = p["Metrics"].as_sequence() else {
+        return vec![Watched {
+            by: id.to_owned(),
+            namespace: p["Namespace"].as_str().expect("Namespace").to_owned(),
+            name: p["MetricName"].as_str().expect("MetricName").to_owned(),
+            dimensions: alarm_dimensions(id, &p["Dimensions"]),
+        }];
+    };
+    for key in [
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "Period",
+    ] {
+        assert!(p[key].is_null(), "{id}: {key} beside Metrics");
+    }
+    let returned: Vec<&Value> = queries
+        .iter()
+        .filter(|q| q["ReturnData"].as_bool() != Some(false))
+        .collect();
+    assert_eq!(
+        returned.len(),
+        1,
+        "{id}: one query returns the alarm's data"
+    );
+    let expression = returned[0]["Expression"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{id}: the returned query is an expression"));
+    let mut watched = Vec::new();
+    for q in queries {
+        let Some(metric) = q["MetricStat"]["Metric"].as_mapping() else {
+            continue;
+        };
+        let metric = Value::Mapping(metric.clone());
+        let query_id = q["Id"].as_str().expect("an Id");
+        assert!(
+            expression.contains("METRICS()")
+                || expression
+                    .match_indices(query_id)
+                    .any(|(at, _)| !expression[..at].ends_with(is_identifier_char)
+                        && !expression[at + query_id.len()..].starts_with(is_identifier_char)),
+            "{id}: {query_id} is not used by {expression}"
+        );
+        assert!(
+            q["MetricStat"]["Period"].as_u64().is_some() && q["MetricStat"]["Stat"].is_string(),
+            "{id}: {query_id} has no Period or Stat"
+        );
+        watched.push(Watched {
+            by: id.to_owned(),
+            namespace: metric["Namespace"].as_str().expect("Namespace").to_owned(),
+            name: metric["MetricName"]
+                .as_str()
+                .expect("MetricName")
+                .to_owned(),
+            dimensions: alarm_dimensions(id, &metric["Dimensions"]),
+        });
+    }
+    // CloudWatch's limit for one alarm's metric math.
+    assert!(
+        (1..=10).contains(&watched.len()),
+        "{id}: {} metrics",
+        watched.len()
+    );
+    watched
+}
+
+/// Checks that `w` exists: an AWS metric of the resource its dimension names (a
+/// resource of the right type in `t`), or a metric the functions emit
+/// (`lambda_handlers::emf`) under the dimensions they emit it with.
+fn check_watched(t: &Template, w: &Watched) {
+    let by = &w.by;
+    for (key, _) in &w.dimensions {
+        let lower = key.to_lowercase();
+        assert!(
+            !["space", "user", "client"]
+                .iter()
+                .any(|id| lower.contains(id)),
+            "{by}: dimension {key} names a space, user or client"
+        );
+    }
+    let keys: BTreeSet<String> = w.dimensions.iter().map(|(k, _)| k.clone()).collect();
+    let refers_to = |key: &str, kind: &str| match w.dimension(key) {
+        Some(DimValue::Ref(id)) => assert_eq!(
+            t.resource(id)["Type"].as_str(),
+            Some(kind),
+            "{by}: {key} refers to {id}"
+        ),
+        other => panic!("{by}: {} {key} is {other:?}", w.name),
+    };
+    match w.namespace.as_str() {
+        "AWS/ApiGateway" => {
+            // HTTP APIs' names (REST APIs' are 4XXError, 5XXError).
+            assert!(
+                ["Count", "4xx", "5xx", "Latency", "IntegrationLatency"].contains(&w.name.as_str()),
+                "{by}: AWS/ApiGateway {}",
+                w.name
+            );
+            assert_eq!(keys, set(["ApiId"]), "{by}");
+            assert_eq!(
+                w.dimension("ApiId"),
+                Some(&DimValue::Ref(t.http_api())),
+                "{by}"
+            );
+        }
+        "AWS/Lambda" => {
+            assert!(
+                [
+                    "Errors",
+                    "Throttles",
+                    "Duration",
+                    "IteratorAge",
+                    "Invocations"
+                ]
+                .contains(&w.name.as_str()),
+                "{by}: AWS/Lambda {}",
+                w.name
+            );
+            assert_eq!(keys, set(["FunctionName"]), "{by}");
+            refers_to("FunctionName", "AWS::Serverless::Function");
+        }
+        "AWS/DynamoDB" => {
+            assert!(
+                [
+                    "ReadThrottleEvents",
+                    "WriteThrottleEvents",
+                    "TransactionConflict",
+                    "ConsumedReadCapacityUnits",
+                    "ConsumedWriteCapacityUnits",
+                ]
+                .contains(&w.name.as_str()),
+                "{by}: AWS/DynamoDB {}",
+                w.name
+            );
+            assert_eq!(keys, set(["TableName"]), "{by}");
+            refers_to("TableName", "AWS::DynamoDB::Table");
+        }
+        ns if ns == emf::NAMESPACE => {
+            let name = w.name.as_str();
+            let literal = |key: &str| match w.dimension(key) {
+                Some(DimValue::Literal(v)) => v.clone(),
+                other => panic!("{by}: {name} {key} is {other:?}"),
+            };
+            if keys == set([emf::dimension::FUNCTION]) {
+                assert!(
+                    emf::metric::BY_FUNCTION.contains(&name),
+                    "{by}: {name} is not emitted by function"
+                );
+                assert_eq!(literal(emf::dimension::FUNCTION), emf::dimension::POKE);
+            } else {
+                let by_outcome = keys == set([emf::dimension::ROUTE, emf::dimension::OUTCOME]);
+                assert!(
+                    by_outcome || keys == set([emf::dimension::ROUTE]),
+                    "{by}: {name} under {keys:?}, never emitted so"
+                );
+                let names: &[&str] = if by_outcome {
+                    &emf::metric::BY_ROUTE_AND_OUTCOME
+                } else {
+                    &emf::metric::BY_ROUTE
+                };
+                assert!(names.contains(&name), "{by}: {name} under {keys:?}");
+                let route = literal(emf::dimension::ROUTE);
+                assert!(
+                    ALL_ROUTES.iter().any(|r| r.name() == route),
+                    "{by}: no route {route}"
+                );
+            }
+        }
+        other => panic!("{by}: namespace {other}"),
+    }
+}
+
+fn alarms(t: &Template) -> Vec<(String, &Value)> {
+    t.ids_of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|id| {
+            let alarm = t.resource(&id);
+            (id, alarm)
+        })
+        .collect()
+}
+
+fn check_alarms(mode: &str, t: &Template) {
+    let mut watched = Vec::new();
+    for (id, alarm) in alarms(t) {
+        let p = &alarm["Properties"];
+        assert!(
+            p["AlarmDescription"].as_str().is_some_and(|d| d.len() > 20),
+            "{mode}: {id} has no description"
+        );
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("notBreaching"),
+            "{mode}: {id}: no traffic is no alarm"
+        );
+        assert!(p["Threshold"].as_f64().is_some(), "{mode}: {id}: Threshold");
+        let periods = p["EvaluationPeriods"].as_u64().expect("EvaluationPeriods");
+        let to_alarm = p["DatapointsToAlarm"].as_u64().unwrap_or(periods);
+        assert!(
+            (1..=periods).contains(&to_alarm),
+            "{mode}: {id}: DatapointsToAlarm"
+        );
+        for w in alarm_metrics(&id, alarm) {
+            check_watched(t, &w);
+            watched.push(w);
+        }
+    }
+    let watches = |namespace: &str, name: &str| watched.iter().any(|w| w.is(namespace, name));
+    for (namespace, name) in [
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/DynamoDB", "ReadThrottleEvents"),
+        ("AWS/DynamoDB", "WriteThrottleEvents"),
+        ("AWS/DynamoDB", "TransactionConflict"),
+        (emf::NAMESPACE, emf::metric::VERSION_CONFLICTS),
+        (emf::NAMESPACE, emf::metric::POKES_FAILED),
+    ] {
+        assert!(
+            watches(namespace, name),
+            "{mode}: no alarm on {namespace} {name}"
+        );
+    }
+
+    let of_function = |name: &str, function: &str| -> Vec<&Watched> {
+        watched
+            .iter()
+            .filter(|w| {
+                w.is("AWS/Lambda", name)
+                    && w.dimension("FunctionName") == Some(&DimValue::Ref(function.to_owned()))
+            })
+            .collect()
+    };
+    let functions = t.functions();
+    assert!(functions.len() >= 6, "{mode}: the functions");
+    for f in &functions {
+        for name in ["Errors", "Throttles"] {
+            assert!(
+                !of_function(name, &f.id).is_empty(),
+                "{mode}: no alarm on {}'s {name}",
+                f.id
+            );
+        }
+        // Its own alarm on its slowest invocation, near (below) its timeout.
+        let timeout_ms = f.prop("Timeout").as_f64().expect("Timeout") * 1000.0;
+        let duration = of_function("Duration", &f.id);
+        assert_eq!(duration.len(), 1, "{mode}: {}'s Duration alarm", f.id);
+        let p = &t.resource(&duration[0].by)["Properties"];
+        assert_eq!(
+            p["Statistic"].as_str(),
+            Some("Maximum"),
+            "{}",
+            duration[0].by
+        );
+        assert_eq!(
+            p["ComparisonOperator"].as_str(),
+            Some("GreaterThanThreshold")
+        );
+        let threshold = p["Threshold"].as_f64().unwrap();
+        assert!(
+            threshold < timeout_ms && threshold >= timeout_ms / 2.0,
+            "{mode}: {}: Duration threshold {threshold} ms, timeout {timeout_ms} ms",
+            f.id
+        );
+    }
+    // The poke function's lag behind the table's stream.
+    let poke = t.resource("PokeStreamMapping")["Properties"]["FunctionName"].clone();
+    let poke = ref_of(&poke).expect("the poke function").to_owned();
+    assert_eq!(of_function("IteratorAge", &poke).len(), 1, "{mode}");
+}
+
+#[test]
+fn alarms_watch_what_exists() {
+    for (mode, t) in Template::each_auth_mode() {
+        check_alarms(mode, &t);
+    }
+    // The authorizer's alarm goes with it.
+    let none = Template::load_with(&support::template::jwt_parameters("none"));
+    assert!(
+        alarms(&none).iter().all(|(id, _)| !serde_yaml::to_string(
+            &none.resource(id)["Properties"]
+        )
+        .unwrap()
+        .contains("WsAuthorizerFunction")),
+        "an alarm watches the authorizer function in AuthMode none"
+    );
+}
+
+#[test]
+fn alarms_notify_the_topic_only_when_it_is_set() {
+    let raw = support::template::raw_template();
+    assert_eq!(
+        raw["Parameters"]["AlarmTopicArn"]["Default"].as_str(),
+        Some("")
+    );
+    let topic = "arn:aws:sns:us-east-1:123456789012:sync-alarms";
+    let topic_ref: Value = serde_yaml::from_str("[{Ref: AlarmTopicArn}]").unwrap();
+    for mode in ["none", "jwt"] {
+        let mut parameters = support::template::jwt_parameters(mode);
+        let default = Template::load_with(&parameters);
+        parameters.push(("AlarmTopicArn", topic));
+        let with_topic = Template::load_with(&parameters);
+        let ids = default.ids_of_type("AWS::CloudWatch::Alarm");
+        assert!(ids.len() >= 10, "{mode}: alarms: {ids:?}");
+        // The alarms exist either way.
+        assert_eq!(ids, with_topic.ids_of_type("AWS::CloudWatch::Alarm"));
+        for id in &ids {
+            for key in ["AlarmActions", "OKActions"] {
+                // Exactly the topic when set, nothing (not an empty ARN) otherwise.
+                assert!(
+                    default.resource(id)["Properties"][key].is_null(),
+                    "{mode}: {id}: {key} without a topic"
+                );
+                assert_eq!(
+                    with_topic.resource(id)["Properties"][key],
+                    topic_ref,
+                    "{mode}: {id}: {key} with a topic"
+                );
+            }
+            assert!(default.resource(id)["Properties"]["InsufficientDataActions"].is_null());
+        }
+    }
+    // As written: under HasAlarmTopic, and only in the alarms.
+    let mut rest = raw["Resources"].as_mapping().unwrap().clone();
+    rest.retain(|id, resource| {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            return true;
+        }
+        for key in ["AlarmActions", "OKActions"] {
+            let written = &resource["Properties"][key]["Fn::If"][0];
+            assert_eq!(written.as_str(), Some("HasAlarmTopic"), "{id:?}: {key}");
+        }
+        false
+    });
+    let rest = serde_yaml::to_string(&rest).unwrap();
+    assert!(
+        !rest.contains("AlarmTopicArn"),
+        "AlarmTopicArn outside the alarms"
+    );
+}
+
+/// `(body, variables)` of an `Fn::Sub`, in either form.
+fn sub_parts(v: &Value) -> (String, Vec<String>) {
+    match &v["Fn::Sub"] {
+        Value::String(s) => (s.clone(), Vec::new()),
+        Value::Sequence(parts) if parts.len() == 2 => (
+            parts[0].as_str().expect("Fn::Sub: a string").to_owned(),
+            parts[1]
+                .as_mapping()
+                .expect("Fn::Sub: variables")
+                .keys()
+                .map(|k| k.as_str().expect("a variable name").to_owned())
+                .collect(),
+        ),
+        other => panic!("not an Fn::Sub: {other:?}"),
+    }
+}
+
+/// The names between `${` and `}` in `text`.
+fn placeholders(text: &str) -> Vec<String> {
+    text.match_indices("${")
+        .map(|(at, _)| {
+            let rest = &text[at + 2..];
+            rest[..rest.find('}').expect("a closed ${")].to_owned()
+        })
+        .collect()
+}
+
+/// The metrics a dashboard widget graphs: its metric rows, and the metric names of its
+/// SEARCH expressions (`{Namespace,Keys...} MetricName="X"`). `${Id}` in the body is
+/// `<ref:Id>` here.
+fn widget_metrics(title: &str, widget: &Json) -> Vec<Watched> {
+    let mut watched = Vec::new();
+    for row in widget["properties"]["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{title}: no metrics"))
+    {
+        let row = row.as_array().expect("a metric row");
+        if let Some(expression) = row[0]["expression"].as_str() {
+            let Some(search) = expression.strip_prefix("SEARCH('{") else {
+                continue;
+            };
+            let (schema, rest) = search.split_once('}').expect("a SEARCH schema");
+            let mut schema = schema.split(',').map(str::to_owned);
+            let namespace = schema.next().unwrap();
+            let name = rest
+                .split_once("MetricName=\"")
+                .and_then(|(_, n)| n.split_once('"'))
+                .map(|(n, _)| n.to_owned())
+                .unwrap_or_else(|| panic!("{title}: a SEARCH with no MetricName"));
+            // Any route (and outcome): stands for one that exists.
+            let dimensions = schema
+                .map(|k| {
+                    let v = if k == emf::dimension::ROUTE {
+                        "push"
+                    } else {
+                        "ok"
+                    };
+                    (k, DimValue::Literal(v.to_owned()))
+                })
+                .collect();
+            watched.push(Watched {
+                by: title.to_owned(),
+                namespace,
+                name,
+                dimensions,
+            });
+            continue;
+        }
+        let strings: Vec<&str> = row.iter().filter_map(Json::as_str).collect();
+        assert!(
+            strings.len() >= 2 && strings.len().is_multiple_of(2) && !strings.contains(&"."),
+            "{title}: row {row:?}"
+        );
+        let dimensions = strings[2..]
+            .chunks(2)
+            .map(|kv| {
+                let value = match kv[1]
+                    .strip_prefix("<ref:")
+                    .and_then(|v| v.strip_suffix('>'))
+                {
+                    Some(id) => DimValue::Ref(id.to_owned()),
+                    None => DimValue::Literal(kv[1].to_owned()),
+                };
+                (kv[0].to_owned(), value)
+            })
+            .collect();
+        watched.push(Watched {
+            by: title.to_owned(),
+            namespace: strings[0].to_owned(),
+            name: strings[1].to_owned(),
+            dimensions,
+        });
+    }
+    watched
+}
+
+#[test]
+fn dashboard_graphs_what_exists() {
+    for (mode, t) in Template::each_auth_mode() {
+        let id = t.only_id_of_type("AWS::CloudWatch::Dashboard");
+        let (body, variables) = sub_parts(&t.resource(&id)["Properties"]["DashboardBody"]);
+        let mut substituted = body.clone();
+        for name in placeholders(&body) {
+            let known = name.starts_with("AWS::")
+                || variables.contains(&name)
+                || !t.doc["Resources"][name.as_str()].is_null();
+            assert!(known, "{mode}: ${{{name}}} is no resource or variable");
+            // A marker that stays valid JSON only inside a string, as a name must be.
+            substituted = substituted.replace(&format!("${{{name}}}"), &format!("<ref:{name}>"));
+        }
+        let dashboard: Json = serde_json::from_str(&substituted)
+            .unwrap_or_else(|e| panic!("{mode}: the dashboard body is not JSON: {e}"));
+        let widgets = dashboard["widgets"].as_array().expect("widgets");
+        let mut watched = Vec::new();
+        for widget in widgets {
+            let title = widget["properties"]["title"].as_str().expect("a title");
+            for key in ["x", "y", "width", "height"] {
+                assert!(widget[key].is_u64(), "{title}: {key}");
+            }
+            assert!(
+                widget["x"].as_u64().unwrap() + widget["width"].as_u64().unwrap() <= 24,
+                "{title}: wider than the grid"
+            );
+            let graphs = widget_metrics(title, widget);
+            assert!(!graphs.is_empty(), "{mode}: {title} graphs nothing");
+            for w in &graphs {
+                // The authorizer function's name is a variable: it exists in jwt mode only.
+                if w.dimension("FunctionName")
+                    == Some(&DimValue::Ref("WsAuthorizerName".to_owned()))
+                {
+                    assert!(variables.contains(&"WsAuthorizerName".to_owned()));
+                    continue;
+                }
+                check_watched(&t, w);
+            }
+            watched.extend(graphs);
+        }
+        let graphs = |namespace: &str, name: &str| watched.iter().any(|w| w.is(namespace, name));
+        for (namespace, name) in [
+            ("AWS/ApiGateway", "5xx"),
+            ("AWS/ApiGateway", "4xx"),
+            ("AWS/DynamoDB", "ConsumedWriteCapacityUnits"),
+            ("AWS/DynamoDB", "WriteThrottleEvents"),
+            ("AWS/Lambda", "IteratorAge"),
+            (emf::NAMESPACE, emf::metric::REQUESTS),
+            (emf::NAMESPACE, emf::metric::LATENCY),
+            (emf::NAMESPACE, emf::metric::MUTATIONS_APPLIED),
+            (emf::NAMESPACE, emf::metric::MUTATIONS_FAILED),
+            (emf::NAMESPACE, emf::metric::VERSION_CONFLICTS),
+            (emf::NAMESPACE, emf::metric::POKES_SENT),
+            (emf::NAMESPACE, emf::metric::POKES_FAILED),
+        ] {
+            assert!(
+                graphs(namespace, name),
+                "{mode}: no graph of {namespace} {name}"
+            );
+        }
+        for f in t.functions() {
+            for name in ["Errors", "Throttles", "Duration"] {
+                let graphed = watched.iter().any(|w| {
+                    w.is("AWS/Lambda", name)
+                        && match w.dimension("FunctionName") {
+                            Some(DimValue::Ref(r)) => {
+                                *r == f.id
+                                    || (r == "WsAuthorizerName" && f.binary == "ws-authorizer")
+                            }
+                            _ => false,
+                        }
+                });
+                assert!(graphed, "{mode}: no graph of {}'s {name}", f.id);
+            }
+        }
+        let url = sub_of(&t.doc["Outputs"]["DashboardUrl"]["Value"]).expect("DashboardUrl");
+        assert!(
+            url.ends_with(&format!("#dashboards:name=${{{id}}}")),
+            "{url}"
+        );
+    }
 }
