@@ -223,6 +223,24 @@ fn check_functions(t: &Template) {
 }
 
 #[test]
+fn tracing_is_a_parameter_of_every_function() {
+    let t = Template::load();
+    let parameter = &t.doc["Parameters"]["Tracing"];
+    assert_eq!(parameter["Default"].as_str(), Some("PassThrough"));
+    assert_eq!(
+        strings(&parameter["AllowedValues"]),
+        ["PassThrough", "Active"]
+    );
+    assert_eq!(
+        ref_of(&t.doc["Globals"]["Function"]["Tracing"]),
+        Some("Tracing")
+    );
+    for f in t.functions() {
+        assert_eq!(ref_of(f.prop("Tracing")), Some("Tracing"), "{}", f.id);
+    }
+}
+
+#[test]
 fn reserved_concurrency_applies_to_every_function_when_set() {
     let parameter = &Template::load().doc["Parameters"]["ReservedConcurrency"];
     assert_eq!(

@@ -154,12 +154,32 @@ pub struct SyncService {
     metrics: Arc<dyn MetricsSink>,
 }
 
-/// A route's answer and what the metrics need to know of it beyond the response.
+/// A route's answer and what the metrics and the request's log line need to know of it
+/// beyond the response.
 struct Handled {
     response: ApiResponse,
     /// A protocol error answered with status 200.
     refusal: Option<&'static str>,
     push: Option<PushFigures>,
+    log: LogFigures,
+}
+
+/// What the request's log line adds to the metrics record: IDs and protocol positions,
+/// which are no metric dimension (never user data: no mutation arguments, no entries).
+#[derive(Default)]
+struct LogFigures {
+    /// A validated client group ID (`validate_client_id`), set once the body parsed.
+    client_group: Option<String>,
+    /// Mutations in the push.
+    mutations: Option<usize>,
+    /// Whether the push left mutations for the client's next push (at its deadline or
+    /// its cap).
+    truncated: Option<bool>,
+    /// The order of the pull's cookie (`None` for a null cookie or an unusable number).
+    cookie_in: Option<u64>,
+    /// The order of the cookie answered.
+    cookie_out: Option<u64>,
+    patch_ops: Option<usize>,
 }
 
 impl From<ApiResponse> for Handled {
@@ -168,6 +188,7 @@ impl From<ApiResponse> for Handled {
             response,
             refusal: None,
             push: None,
+            log: LogFigures::default(),
         }
     }
 }
@@ -294,18 +315,31 @@ impl SyncService {
             response_bytes: response.body.len(),
             push: handled.push,
         });
+        // The one line per request (warnings and errors are logged where they arise). On
+        // Lambda it runs inside the runtime's invocation span, which carries the request ID.
+        let push = handled.push.unwrap_or_default();
+        let pushed = handled.push.is_some();
+        let log = &handled.log;
         tracing::info!(
             route = route.map(Route::name).unwrap_or("none"),
             // Only a valid ID is logged: the raw query value is whatever the client sent.
-            space_id = req
-                .space_id
-                .filter(|s| SpaceId::parse(s).is_ok())
-                .unwrap_or(""),
+            space_id = req.space_id.filter(|s| SpaceId::parse(s).is_ok()),
+            client_group_id = log.client_group.as_deref(),
             status = response.status,
+            refusal = handled.refusal,
+            duration_ms = duration.as_secs_f64() * 1000.0,
             request_bytes = req.body.len(),
             response_bytes = response.body.len(),
-            elapsed_ms = duration.as_secs_f64() * 1000.0,
-            "handled"
+            mutations = log.mutations,
+            processed = pushed.then_some(push.applied + push.failed),
+            failed = pushed.then_some(push.failed),
+            conflicts = pushed.then_some(push.conflicts),
+            commits = pushed.then_some(push.commits),
+            truncated = log.truncated,
+            cookie_order_in = log.cookie_in,
+            cookie_order_out = log.cookie_out,
+            patch_ops = log.patch_ops,
+            "request"
         );
         response
     }
@@ -399,26 +433,31 @@ impl SyncService {
             self.poker.poke(space).await;
         }
         let outcome = result.map_err(|failure| ApiError::from(failure.error))?;
-        tracing::info!(space_id = %space, mutations = push.mutations.len(),
-            processed = outcome.processed, failed = outcome.failed, commits = outcome.commits,
-            conflicts = outcome.conflicts, truncated = outcome.truncated, "push");
         let figures = Some(PushFigures {
             applied: outcome.processed.saturating_sub(outcome.failed),
             failed: outcome.failed,
             conflicts: outcome.conflicts,
             commits: outcome.commits,
         });
+        let log = LogFigures {
+            client_group: Some(push.client_group_id),
+            mutations: Some(push.mutations.len()),
+            truncated: Some(outcome.truncated),
+            ..LogFigures::default()
+        };
         if outcome.client_state_not_found {
             return Ok(Handled {
                 response: ApiResponse::json(200, &ClientError::ClientStateNotFound),
                 refusal: Some("ClientStateNotFound"),
                 push: figures,
+                log,
             });
         }
         Ok(Handled {
             response: ApiResponse::json(200, &json!({})),
             refusal: None,
             push: figures,
+            log,
         })
     }
 
@@ -441,9 +480,24 @@ impl SyncService {
             &pull,
         )
         .await?;
-        Ok(ApiResponse::json(200, &response)
-            .maybe_gzip(req.accepts_gzip)
-            .into())
+        let log = LogFigures {
+            cookie_in: match pull.cookie {
+                protocol::Cookie::Version(order) | protocol::Cookie::Signed { order, .. } => {
+                    Some(order)
+                }
+                protocol::Cookie::Null | protocol::Cookie::Unusable(_) => None,
+            },
+            cookie_out: Some(response.cookie.order),
+            patch_ops: Some(response.patch.len()),
+            client_group: Some(pull.client_group_id),
+            ..LogFigures::default()
+        };
+        Ok(Handled {
+            log,
+            ..ApiResponse::json(200, &response)
+                .maybe_gzip(req.accepts_gzip)
+                .into()
+        })
     }
 }
 

@@ -82,7 +82,7 @@ struct Report {
     applied: u64,
     /// Pushes applied after the run to settle a refused one (not in the throughput).
     settled: u64,
-    /// Commits retried by the engine, from the service's `push` records.
+    /// Commits retried by the engine, from the service's `request` records.
     retries: u64,
     /// Refused pushes, by status and error code (`503 Contended`).
     refused: BTreeMap<String, u64>,
@@ -127,8 +127,8 @@ impl Report {
     }
 }
 
-/// Adds up the `conflicts` of the service's `push` records: the engine's retries of
-/// applied pushes, which the answer (`{}`) does not carry.
+/// Adds up the `conflicts` of the service's `request` records (set for pushes only): the
+/// engine's retries of applied pushes, which the answer (`{}`) does not carry.
 struct PushRetries(Arc<AtomicU64>);
 
 impl<S: tracing::Subscriber> Layer<S> for PushRetries {
@@ -155,10 +155,10 @@ impl<S: tracing::Subscriber> Layer<S> for PushRetries {
                 }
             }
             fn record_str(&mut self, field: &Field, value: &str) {
-                self.push |= field.name() == "message" && value == "push";
+                self.push |= field.name() == "message" && value == "request";
             }
             fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                self.push |= field.name() == "message" && format!("{value:?}") == "push";
+                self.push |= field.name() == "message" && format!("{value:?}") == "request";
             }
         }
         let mut fields = Fields::default();
