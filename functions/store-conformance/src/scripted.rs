@@ -3,6 +3,7 @@
 //! first (a commit that loses the race or fails, a read the store refuses, a slow store).
 
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use sync_core::SpaceId;
@@ -23,6 +24,7 @@ pub struct ScriptedStore<S> {
     delay: Duration,
     commit_script: Option<CommitScript>,
     read_script: Option<ReadScript>,
+    refuse_entries_with_snapshot: bool,
     commits: AtomicUsize,
 }
 
@@ -34,6 +36,7 @@ impl<S: Store> ScriptedStore<S> {
             delay: Duration::ZERO,
             commit_script: None,
             read_script: None,
+            refuse_entries_with_snapshot: false,
             commits: AtomicUsize::new(0),
         }
     }
@@ -60,6 +63,13 @@ impl<S: Store> ScriptedStore<S> {
         script: impl Fn(&str) -> Option<Result<Option<Value>, StoreError>> + Send + Sync + 'static,
     ) -> Self {
         self.read_script = Some(Box::new(script));
+        self
+    }
+
+    /// Refuses, permanently, every snapshot read that names entries (as DynamoDB refuses
+    /// a transactional read over 4 MB); without entries it reads as the inner store.
+    pub fn refusing_entries_with_snapshot(mut self) -> Self {
+        self.refuse_entries_with_snapshot = true;
         self
     }
 
@@ -111,6 +121,25 @@ impl<S: Store> Store for ScriptedStore<S> {
     async fn space_version(&self, space: &SpaceId) -> Result<Option<Version>, StoreError> {
         self.pause().await;
         self.inner.space_version(space).await
+    }
+    async fn push_snapshot_with_entries(
+        &self,
+        space: &SpaceId,
+        group: &str,
+        clients: &[String],
+        entry_keys: &[String],
+    ) -> Result<Option<(PushSnapshot, HashMap<String, Option<Value>>)>, StoreError> {
+        if self.refuse_entries_with_snapshot && !entry_keys.is_empty() {
+            return Err(StoreError::Rejected(
+                "the entries are too big to read together".into(),
+            ));
+        }
+        // Through this store's own snapshot read (its delay and scripts); the mutators
+        // read the entries.
+        Ok(self
+            .push_snapshot(space, group, clients)
+            .await?
+            .map(|snapshot| (snapshot, HashMap::new())))
     }
     async fn push_snapshot(
         &self,

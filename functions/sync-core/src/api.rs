@@ -419,9 +419,12 @@ impl SyncService {
             &self.recent_reads.of(space),
         )
         .await;
-        if let Ok(outcome) = &result {
-            self.recent_reads.remember(space, outcome.read_keys.clone());
-        }
+        // A failed push forgets the space's reads: the next one reads without them.
+        let read_keys = result
+            .as_ref()
+            .map(|outcome| outcome.read_keys.clone())
+            .unwrap_or_default();
+        self.recent_reads.remember(space, read_keys);
         drop(turn);
         let committed = match &result {
             Ok(outcome) => outcome.commits,

@@ -218,8 +218,9 @@ pub trait Store: Send + Sync {
     /// [`Store::push_snapshot`] and, in the same consistent read, the live values of
     /// `entry_keys` (`None` = absent or deleted): the keys a push expects its mutators to
     /// read, so that the push needs one round trip fewer. Keys are within
-    /// [`StoreLimits::max_key_bytes`]. The default reads them after the snapshot, as a
-    /// mutator would.
+    /// [`StoreLimits::max_key_bytes`]. A store may return fewer entries than asked (the
+    /// mutators read the others themselves): the default returns none, for stores whose
+    /// reads cost no round trip.
     async fn push_snapshot_with_entries(
         &self,
         space: &SpaceId,
@@ -227,17 +228,11 @@ pub trait Store: Send + Sync {
         client_ids: &[String],
         entry_keys: &[String],
     ) -> Result<Option<(PushSnapshot, HashMap<String, Option<Value>>)>, StoreError> {
-        let Some(snapshot) = self
+        let _ = entry_keys;
+        Ok(self
             .push_snapshot(space, client_group_id, client_ids)
             .await?
-        else {
-            return Ok(None);
-        };
-        let mut entries = HashMap::with_capacity(entry_keys.len());
-        for key in entry_keys {
-            entries.insert(key.clone(), self.get_entry(space, key).await?);
-        }
-        Ok(Some((snapshot, entries)))
+            .map(|snapshot| (snapshot, HashMap::new())))
     }
 
     /// The live (not deleted) value of one entry, never older than the last commit whose

@@ -328,6 +328,32 @@ async fn a_read_that_meets_a_commit_in_flight_is_retried_as_a_lost_race() {
 }
 
 #[tokio::test]
+async fn a_refused_read_of_the_remembered_entries_does_not_refuse_the_push() {
+    let store = ScriptedStore::new(MemoryStore::new()).refusing_entries_with_snapshot();
+    let space = new_space(&store, "big-reads").await;
+    let req = push_request("g", vec![mutation("c", 1, "increment", json!(5))]);
+    let remembered = ["count".to_owned(), "big".to_owned()];
+    let outcome = engine::push::push_until(
+        &store,
+        &registry(),
+        &PushConfig::default(),
+        &space,
+        "",
+        &req,
+        Some(Instant::now() + Duration::from_secs(20)),
+        &remembered,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (outcome.processed, outcome.failed, outcome.commits),
+        (1, 0, 1)
+    );
+    let full = pull_from(&store, &space, "g", Cookie::Null).await;
+    assert_eq!(put_value(&full.patch, "count"), Some(json!(5)));
+}
+
+#[tokio::test]
 async fn a_commit_the_store_refuses_fails_only_the_mutation_that_caused_it() {
     // Refuses, deterministically, every commit that writes `item/refused` and every read
     // of it: a limit of the store the engine did not know of.

@@ -234,7 +234,7 @@ impl Request<'_> {
             .into_iter()
             .collect();
         let limits = self.store.limits();
-        let prefetching = self.config.prefetch;
+        let mut prefetching = self.config.prefetch;
         let mut prefetch: BTreeSet<String> = self
             .prefetch
             .iter()
@@ -276,6 +276,17 @@ impl Request<'_> {
             let (snapshot, entries) = match read {
                 // Another request's commit was landing on the space item: this push
                 // lost the race before it began, and retries as after a lost commit.
+                // The store refused the read with the entries (DynamoDB: their values
+                // together over a transaction's 4 MB): the mutators read them one by one.
+                // The entries come from earlier pushes' reads, so without this a space
+                // whose mutators once read big values would refuse every push.
+                Err(StoreError::Rejected(why)) if !keys.is_empty() => {
+                    tracing::warn!(space_id = %self.space, %why,
+                        "the snapshot with entries was refused; reading without them");
+                    prefetching = false;
+                    prefetch.clear();
+                    continue;
+                }
                 Err(StoreError::Busy(why)) => {
                     tracing::debug!(space_id = %self.space, %why, "snapshot read met a commit");
                     outcome.conflicts += 1;
