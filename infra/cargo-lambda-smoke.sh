@@ -16,7 +16,7 @@
 #   ws-authorizer  a REQUEST authorizer event without a token: the error "Unauthorized"
 #           (API Gateway's 401)
 # then stops everything it started. The table is created from the template's own Table
-# resource (infra/create-table.py), the cookie secret in the same moto as the template's
+# resource (store-dynamodb's `create-table`), the cookie secret in the same moto as the template's
 # generates it (COOKIE_SECRET_ARN, SECRETS_MANAGER_ENDPOINT). Nothing talks to AWS.
 #
 #   infra/cargo-lambda-smoke.sh
@@ -69,7 +69,7 @@ if [ -z "$endpoint" ]; then
   endpoint="http://127.0.0.1:$moto_port"
 fi
 table="smoke-$(date +%s)-$$"
-"$MOTO_PYTHON" infra/create-table.py "$endpoint" "$table"
+cargo run --quiet -p store-dynamodb --bin create-table -- "$endpoint" "$table"
 
 # The cookie secret, generated with the template's own GenerateSecretString settings:
 # prints its ARN, then its text (a local, throw-away key: it goes to a file, not the log).

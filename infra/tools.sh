@@ -8,12 +8,9 @@
 # A tool is installed only when missing or at another version. INFRA_TOOLS_DIR moves the
 # environments (default ~/.cache/replicache-sync/tools).
 
-AWS_SAM_CLI_VERSION=1.170.0
-# The cfn-lint that aws-sam-cli 1.170.0 accepts (>=1.52,<1.59).
-CFN_LINT_VERSION=1.58.0
-CARGO_LAMBDA_VERSION=1.9.2
-ZIGLANG_VERSION=0.17.1
-MOTO_VERSION=5.2.1
+# The versions: infra/versions.env, the one place they are pinned.
+# shellcheck source=infra/versions.env
+source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 
 INFRA_TOOLS_DIR=${INFRA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/replicache-sync/tools}
 export SAM_CLI_TELEMETRY=0

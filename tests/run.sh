@@ -17,7 +17,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-MOTO_VERSION=5.2.1
+# The pinned tool versions (MOTO_VERSION among them): infra/versions.env.
+# shellcheck source=infra/versions.env
+source "$ROOT/infra/versions.env"
 CHECK_STAGES=(fmt clippy cargo-test e2e-sqlite e2e-dynamodb web-client template-lint cargo-lambda-smoke)
 ARTIFACTS=$ROOT/tests/artifacts
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -77,7 +79,23 @@ stage_cargo-lambda-smoke() {
 
 setup_install() {
   install_moto
+  check_same_replicache client tests
   install_npm_packages tests
+}
+
+# The web client and the end-to-end tests must run the same replicache release.
+check_same_replicache() { # dir...
+  local dir version first=
+  for dir in "$@"; do
+    version=$(node -p "require('$ROOT/$dir/package.json').dependencies.replicache")
+    if [[ -z $first ]]; then
+      first=$version
+    elif [[ $version != "$first" ]]; then
+      echo "replicache is $first in $1/package.json but $version in $dir/package.json" >&2
+      return 1
+    fi
+  done
+  echo "replicache $first in $*"
 }
 
 moto_installed_version() {

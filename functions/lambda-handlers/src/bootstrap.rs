@@ -18,8 +18,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The table name and a DynamoDB client (honouring `DYNAMODB_ENDPOINT` for local runs).
 pub async fn dynamo() -> Result<(aws_sdk_dynamodb::Client, String), BoxError> {
-    let table = config::table_name()?;
-    Ok((store_dynamodb::client_from_env().await, table))
+    let table =
+        config::table_name().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let endpoint = config::optional(config::DYNAMODB_ENDPOINT);
+    Ok((store_dynamodb::client_for(endpoint.as_deref()).await, table))
 }
 
 /// The API Gateway Management API client of the poke function: the WebSocket stage's

@@ -1,11 +1,19 @@
-//! Configuration read from the environment once per cold start.
+//! Configuration read from the environment once per cold start. Every variable is read
+//! here, through [`optional`] (the crate's clippy.toml forbids `std::env` elsewhere), so
+//! that [`scoped`] can run a cold start against an environment of its own and tell which
+//! variables it read.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::env;
+use std::future::Future;
+use std::sync::Mutex;
 
 /// Environment variable naming the DynamoDB table.
 pub const TABLE_NAME: &str = "TABLE_NAME";
-/// Optional: a DynamoDB-compatible endpoint for local runs (read by `store_dynamodb`).
+/// Optional: a DynamoDB-compatible endpoint for local runs.
 pub const DYNAMODB_ENDPOINT: &str = "DYNAMODB_ENDPOINT";
+/// The log filter (`tracing_subscriber`'s directives): the template's `LogLevel`.
+pub const RUST_LOG: &str = "RUST_LOG";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -57,6 +65,7 @@ const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// Whether this process is a Lambda function: only there do EMF lines on stdout become
 /// metrics.
 pub fn on_lambda() -> bool {
+    #[allow(clippy::disallowed_methods)]
     env::var_os(LAMBDA_FUNCTION_NAME).is_some()
 }
 
@@ -118,6 +127,54 @@ pub fn jwt_settings() -> Result<crate::auth::JwtSettings, ConfigError> {
     ))
 }
 
+/// The variable `name`, when set and not empty.
 pub fn optional(name: &str) -> Option<String> {
-    env::var(name).ok().filter(|v| !v.is_empty())
+    let value = match SCOPED.try_with(|scope| scope.read(name)) {
+        Ok(value) => value,
+        // The process's environment, outside a scope: the only read of it in this crate.
+        #[allow(clippy::disallowed_methods)]
+        Err(_) => env::var(name).ok(),
+    };
+    value.filter(|v| !v.is_empty())
+}
+
+/// An environment of its own for the reads of one task.
+struct ScopedEnv {
+    vars: BTreeMap<String, String>,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl ScopedEnv {
+    fn read(&self, name: &str) -> Option<String> {
+        if let Ok(mut read) = self.read.lock() {
+            read.insert(name.to_owned());
+        }
+        self.vars.get(name).cloned()
+    }
+}
+
+tokio::task_local! {
+    static SCOPED: ScopedEnv;
+}
+
+/// Runs `work` with `vars` as its whole environment (the process's is not consulted by
+/// [`optional`]) and answers what it returned with the names of the variables it read,
+/// set or not. For tests that hold a function's cold start against its declaration.
+pub async fn scoped<F: Future>(
+    vars: BTreeMap<String, String>,
+    work: F,
+) -> (F::Output, BTreeSet<String>) {
+    let scope = ScopedEnv {
+        vars,
+        read: Mutex::new(BTreeSet::new()),
+    };
+    SCOPED
+        .scope(scope, async move {
+            let output = work.await;
+            let read = SCOPED
+                .try_with(|s| s.read.lock().map(|r| r.clone()).unwrap_or_default())
+                .unwrap_or_default();
+            (output, read)
+        })
+        .await
 }

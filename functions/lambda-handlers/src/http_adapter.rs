@@ -99,6 +99,16 @@ impl HttpFunction {
         self
     }
 
+    /// The routes it answers.
+    pub fn routes(&self) -> &'static [Route] {
+        self.routes
+    }
+
+    /// The auth mode it authenticates requests in.
+    pub fn auth(&self) -> AuthMode {
+        self.auth
+    }
+
     /// Answers `event` before its Lambda deadline ([`answer_by`]); without one, within
     /// the service's own request timeout.
     pub async fn handle(&self, event: Request) -> Response<Body> {

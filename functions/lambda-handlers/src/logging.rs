@@ -7,12 +7,26 @@
 //! `ApplicationLogLevel` could not filter on the lines' levels. `RUST_LOG` (the template's
 //! `LogLevel`) is the one filter instead, with Lambda's own left wide open.
 
+use crate::config;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+/// JSON lines on stdout, filtered by [`filter`].
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    install(filter());
+}
+
+/// The filter of `RUST_LOG` (the template's `LogLevel`); `info` when it is unset or not a
+/// filter.
+pub fn filter() -> EnvFilter {
+    config::optional(config::RUST_LOG)
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// Makes JSON lines on stdout, filtered by `filter`, this process's log.
+pub fn install(filter: EnvFilter) {
     subscriber(filter, std::io::stdout).init();
 }
 

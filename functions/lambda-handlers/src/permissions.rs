@@ -18,8 +18,8 @@
 
 use crate::config;
 
-/// The variable `RUST_LOG` that [`crate::logging::init`] reads.
-pub const RUST_LOG: &str = tracing_subscriber::EnvFilter::DEFAULT_ENV;
+/// The variable `RUST_LOG`: the log filter ([`crate::logging::filter`]).
+pub const RUST_LOG: &str = config::RUST_LOG;
 
 /// Variables the code reads that a deployment must not set: local runs only.
 pub const LOCAL_ONLY_ENV: &[&str] = &[

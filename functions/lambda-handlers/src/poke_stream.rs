@@ -20,7 +20,6 @@
 //! access change; a pull moving the version past a cookie from the future) poke as well:
 //! a harmless extra pull.
 
-use crate::connections::ConnectionTable;
 use crate::poker::ApiGatewayPoker;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -223,15 +222,10 @@ pub async fn handle_with_summary(
     Ok((response, summary))
 }
 
-/// Runs the Lambda runtime loop of the poke function: the connections in the table named
-/// by `TABLE_NAME`, PostToConnection through `WEBSOCKET_ENDPOINT`.
-pub async fn serve() -> Result<(), lambda_runtime::Error> {
-    let (client, table) = crate::bootstrap::dynamo().await?;
-    let management = crate::bootstrap::management_client().await?;
-    let poker = Arc::new(ApiGatewayPoker::new(
-        ConnectionTable::new(client, table),
-        management,
-    ));
+/// Runs the Lambda runtime loop of the poke function with `poker` (built by
+/// [`crate::functions::start`]: the connections in the table named by `TABLE_NAME`,
+/// PostToConnection through `WEBSOCKET_ENDPOINT`).
+pub async fn run(poker: Arc<ApiGatewayPoker>) -> Result<(), lambda_runtime::Error> {
     let emf = crate::emf::EmfWriter::stdout();
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| {

@@ -18,7 +18,6 @@ use lambda_http::aws_lambda_events::encodings::Body;
 use std::sync::Arc;
 use sync_core::auth::ANONYMOUS;
 use sync_core::error::ApiError;
-use sync_core::poke::NoPoker;
 use sync_core::{SpaceId, SyncService};
 
 pub struct WebSocketRoutes {
@@ -26,6 +25,13 @@ pub struct WebSocketRoutes {
     connections: ConnectionTable,
     auth: AuthMode,
     max_sockets_per_space: usize,
+}
+
+impl WebSocketRoutes {
+    /// The auth mode `$connect` authenticates in.
+    pub fn auth(&self) -> AuthMode {
+        self.auth
+    }
 }
 
 fn respond(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
@@ -181,19 +187,8 @@ pub async fn disconnect(
     respond(200, serde_json::json!({}))
 }
 
-/// Runs the Lambda runtime loop of `$connect`: the table named by `TABLE_NAME`, the auth
-/// mode of `AUTH_MODE`, the cap of `MAX_SOCKETS_PER_SPACE`.
-pub async fn serve_connect() -> Result<(), lambda_runtime::Error> {
-    let auth = crate::bootstrap::auth_mode()?;
-    let max_sockets = config::max_sockets_per_space()?;
-    let (client, table) = crate::bootstrap::dynamo().await?;
-    let service =
-        crate::bootstrap::sync_service(client.clone(), table.clone(), Arc::new(NoPoker), auth);
-    let routes = Arc::new(
-        WebSocketRoutes::new(service, ConnectionTable::new(client, table))
-            .with_auth(auth)
-            .with_max_sockets_per_space(max_sockets),
-    );
+/// Runs the Lambda runtime loop of `$connect` (built by [`crate::functions::start`]).
+pub async fn run_connect(routes: Arc<WebSocketRoutes>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let routes = routes.clone();
@@ -203,10 +198,10 @@ pub async fn serve_connect() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Runs the Lambda runtime loop of `$disconnect`, with the table named by `TABLE_NAME`.
-pub async fn serve_disconnect() -> Result<(), lambda_runtime::Error> {
-    let (client, table) = crate::bootstrap::dynamo().await?;
-    let connections = Arc::new(ConnectionTable::new(client, table));
+/// Runs the Lambda runtime loop of `$disconnect` (built by [`crate::functions::start`]).
+pub async fn run_disconnect(
+    connections: Arc<ConnectionTable>,
+) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let connections = connections.clone();

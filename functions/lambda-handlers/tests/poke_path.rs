@@ -15,12 +15,12 @@ use futures::StreamExt as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
-use lambda_handlers::auth::AuthMode;
 use lambda_handlers::connections::ConnectionTable;
+use lambda_handlers::functions::{self, Function, Ready};
 use lambda_handlers::poke_stream::{self, BatchSummary};
 use lambda_handlers::poker::{ApiGatewayPoker, FanOut};
 use lambda_handlers::websocket::WebSocketRoutes;
-use lambda_handlers::{HttpFunction, bootstrap};
+use lambda_handlers::{HttpFunction, config};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,7 @@ use support::{http_event, space_item_change, stream_event, stream_record, ws_eve
 use sync_core::api::ApiRequest;
 use sync_core::mutators::app;
 use sync_core::poke::NoPoker;
-use sync_core::{Route, SpaceId, Store, SyncService};
+use sync_core::{SpaceId, Store, SyncService};
 use test_support::LocalDynamo;
 
 // Shared with the template tests, of which this binary uses only the event builders.
@@ -474,14 +474,21 @@ async fn spaces_whose_connections_cannot_be_listed_are_reported() {
     assert!(response.batch_item_failures.is_empty());
 }
 
-/// The push function as its binary builds it (`bootstrap::push_service`), on `table`.
+/// The push function as its binary builds it (`functions::start`), on `table`.
 async fn push_function(w: &World) -> HttpFunction {
-    let client = w._dynamo.client().await;
-    HttpFunction::new(
-        bootstrap::push_service(client, w.table.clone(), AuthMode::None),
-        &[Route::Push],
-    )
-    .with_auth(AuthMode::None)
+    let env = [
+        (config::TABLE_NAME, w.table.as_str()),
+        (config::DYNAMODB_ENDPOINT, w._dynamo.endpoint()),
+        (config::AUTH_MODE, "none"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (ready, _) = config::scoped(env, functions::start(Function::Push, |_| {})).await;
+    match ready.expect("the push function's cold start") {
+        Ready::Http(function) => function,
+        _ => panic!("the push function serves HTTP"),
+    }
 }
 
 fn push_body(client: &str, id: u64) -> String {
@@ -492,8 +499,6 @@ fn push_body(client: &str, id: u64) -> String {
 
 #[tokio::test]
 async fn a_push_answers_without_posting_to_any_of_its_thousand_connections() {
-    // The binary builds its service where this test does.
-    assert!(include_str!("../src/bin/push.rs").contains("bootstrap::push_service("));
     let w = world().await;
     let space = w.space_with(&[], &[]).await;
     futures::stream::iter(0..1_000)

@@ -15,6 +15,7 @@ use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region}
 use lambda_handlers::auth::AuthMode;
 use lambda_handlers::connections::ConnectionTable;
 use lambda_handlers::emf;
+use lambda_handlers::functions::{self, Entry, Function};
 use lambda_handlers::permissions::{self, FunctionNeeds};
 use lambda_handlers::poke_stream;
 use lambda_handlers::poker::ApiGatewayPoker;
@@ -43,15 +44,6 @@ const ALL_ROUTES: [Route; 5] = [
     Route::Push,
     Route::Pull,
 ];
-
-fn crate_file(path: &str) -> String {
-    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
-}
-
-fn bin_source(binary: &str) -> String {
-    crate_file(&format!("src/bin/{binary}.rs"))
-}
 
 /// The binary targets of this package, as Cargo sees them (src/bin/*.rs and any [[bin]]).
 fn cargo_binaries() -> BTreeSet<String> {
@@ -273,201 +265,99 @@ fn reserved_concurrency_applies_to_every_function_when_set() {
     }
 }
 
-/// `pub const NAME: &str = "VALUE";` of src/config.rs: (NAME, VALUE), the variables
-/// named there.
-fn config_constants() -> Vec<(String, String)> {
-    crate_file("src/config.rs")
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("pub const "))
-        .filter_map(|rest| rest.split_once(": &str = \""))
-        .filter_map(|(name, value)| {
-            let (value, _) = value.split_once('"')?;
-            Some((name.to_owned(), value.to_owned()))
-        })
-        .collect()
+/// The environment of a cold start in these tests: a value for every variable any
+/// function reads, good enough for the cold start to succeed against `dynamo`.
+fn cold_start_env(dynamo: &LocalDynamo, table: &str, mode: &str) -> BTreeMap<String, String> {
+    [
+        (config::TABLE_NAME, table),
+        (config::DYNAMODB_ENDPOINT, dynamo.endpoint()),
+        (config::RUST_LOG, "warn"),
+        (config::AUTH_MODE, mode),
+        (config::WEBSOCKET_ENDPOINT, "http://127.0.0.1:9/stage"),
+        (config::COOKIE_SECRET, &CookieKeys::generate_secret_text()),
+        (config::MAX_SOCKETS_PER_SPACE, "5"),
+        (config::JWT_ISSUER, "https://issuer.test"),
+        (config::JWT_AUDIENCE, "app"),
+        (config::JWKS_URL, "http://127.0.0.1:9/jwks.json"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
-/// The free functions and methods of the library, `module::name` -> body. Bodies are
-/// found by matching braces, which this crate's code allows (no unbalanced brace in a
-/// string or char literal).
-fn library_functions() -> BTreeMap<String, String> {
-    let mut functions: BTreeMap<String, String> = BTreeMap::new();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("fn ") {
-            let after = &rest[at + 3..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
+/// Each function's cold start, run as its binary runs it (`functions::start`) against an
+/// environment of its own: the variables it reads are exactly the ones declared for it
+/// (besides the local-only ones), and it builds what the template wires it to.
+#[tokio::test]
+async fn each_function_reads_its_declared_environment_and_serves_its_entry() {
+    assert_eq!(config::DYNAMODB_ENDPOINT, store_dynamodb::ENDPOINT_ENV);
+    assert_eq!(config::TABLE_NAME, store_dynamodb::TABLE_NAME_ENV);
+    let dynamo = LocalDynamo::start().await;
+    let table = dynamo
+        .fresh_table(&dynamo.client().await, "coldstart")
+        .await;
+    let mut read_anywhere = BTreeSet::new();
+    for mode in ["none", "jwt"] {
+        for function in Function::ALL {
+            let (ready, read) = config::scoped(
+                cold_start_env(&dynamo, &table, mode),
+                functions::start(function, |_| {}),
+            )
+            .await;
+            let ready = ready.unwrap_or_else(|e| panic!("{function:?} in {mode}: {e}"));
+            assert_eq!(ready.entry(), function.entry(), "{function:?}");
+            if let Some(auth) = ready.auth() {
+                assert_eq!(Some(auth), AuthMode::parse(mode), "{function:?}");
+            }
+            read_anywhere.extend(read.iter().cloned());
+            let deployed: BTreeSet<String> = read
+                .into_iter()
+                .filter(|v| !permissions::LOCAL_ONLY_ENV.contains(&v.as_str()))
                 .collect();
-            let Some(open) = after.find('{') else { break };
-            let mut depth = 0;
-            let mut end = after.len();
-            for (i, c) in after[open..].char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            end = open + i + 1;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if !name.is_empty() {
-                functions
-                    .entry(format!("{module}::{name}"))
-                    .or_default()
-                    .push_str(&after[open..end]);
-            }
-            rest = &after[open..];
-            rest = &rest[1..];
+            assert_eq!(
+                deployed,
+                set(function.needs().env.iter().copied()),
+                "{function:?} in {mode}: variables read"
+            );
         }
     }
-    functions
+    // The pull reads the secret's endpoint only with a secret to read.
+    let secret =
+        aws_sdk_secretsmanager::Client::from_conf(local_secrets_config(dynamo.endpoint()).build())
+            .create_secret()
+            .name(format!("coldstart-{table}"))
+            .secret_string(CookieKeys::generate_secret_text())
+            .send()
+            .await
+            .expect("a secret in moto");
+    let mut env = cold_start_env(&dynamo, &table, "none");
+    env.remove(config::COOKIE_SECRET);
+    env.insert(
+        config::COOKIE_SECRET_ARN.to_owned(),
+        secret.arn().expect("an ARN").to_owned(),
+    );
+    env.insert(
+        config::SECRETS_MANAGER_ENDPOINT.to_owned(),
+        dynamo.endpoint().to_owned(),
+    );
+    let (ready, read) = config::scoped(env, functions::start(Function::Pull, |_| {})).await;
+    assert!(ready.is_ok(), "the pull with its secret");
+    read_anywhere.extend(read);
+    // Every local-only variable is one some cold start reads.
+    for local in permissions::LOCAL_ONLY_ENV {
+        assert!(
+            read_anywhere.contains(*local),
+            "{local} is read by no function"
+        );
+    }
 }
 
 fn is_identifier_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Whether `code` holds `path` as a whole path (`config::COOKIE_SECRET` is not in
-/// `config::COOKIE_SECRET_ARN`).
-fn names(code: &str, path: &str) -> bool {
-    code.match_indices(path)
-        .any(|(at, _)| !code[at + path.len()..].starts_with(is_identifier_char))
-}
-
-/// Whether `code` calls the function `name` of its own module unqualified: `name(`, not
-/// as a method (`.name(`), a path's end (`x::name(`) or part of a longer name.
-fn calls_unqualified(code: &str, name: &str) -> bool {
-    let call = format!("{name}(");
-    code.match_indices(&call).any(|(at, _)| {
-        !code[..at].ends_with(|c: char| is_identifier_char(c) || c == ':' || c == '.')
-    })
-}
-
-/// Variables named directly in `code`: `config::NAME` (or `NAME` in config.rs itself,
-/// `in_config`), `config::table_name()`, and the ones read by
-/// `EnvFilter::from_default_env` and `store_dynamodb::client_from_env`.
-fn direct_reads(code: &str, in_config: bool) -> BTreeSet<String> {
-    let mut read = BTreeSet::new();
-    for (name, value) in config_constants() {
-        let named = names(code, &format!("config::{name}"))
-            || (in_config
-                && code.match_indices(name.as_str()).any(|(at, _)| {
-                    !code[..at].ends_with(is_identifier_char)
-                        && !code[at + name.len()..].starts_with(is_identifier_char)
-                }));
-        if named {
-            read.insert(value);
-        }
-    }
-    for (marker, var) in [
-        ("config::table_name(", config::TABLE_NAME),
-        ("from_default_env(", permissions::RUST_LOG),
-        ("client_from_env(", store_dynamodb::ENDPOINT_ENV),
-    ] {
-        if code.contains(marker) {
-            read.insert(var.to_owned());
-        }
-    }
-    read
-}
-
-/// `module::name` -> the variables that function reads, directly or through the library
-/// functions it calls as `module::name(`, or as `name(` within its own module.
-fn environment_reads(functions: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut reads: BTreeMap<String, BTreeSet<String>> = functions
-        .iter()
-        .map(|(name, body)| {
-            let in_config = name.starts_with("config::");
-            (name.clone(), direct_reads(body, in_config))
-        })
-        .collect();
-    loop {
-        let mut changed = false;
-        for (name, body) in functions {
-            let mut more = BTreeSet::new();
-            let module = name.split_once("::").map(|(m, _)| m);
-            for (callee, vars) in &reads {
-                let (callee_module, callee_name) =
-                    callee.split_once("::").expect("module::name keys");
-                let calls = body.contains(&format!("{callee}("))
-                    || (module == Some(callee_module) && calls_unqualified(body, callee_name));
-                if callee != name && calls {
-                    more.extend(vars.iter().cloned());
-                }
-            }
-            let entry = reads.get_mut(name).expect("every function");
-            let before = entry.len();
-            entry.extend(more);
-            changed |= entry.len() != before;
-        }
-        if !changed {
-            return reads;
-        }
-    }
-}
-
 #[test]
 fn environment_is_what_each_binary_reads() {
-    // The declaration against the code: the environment is read only through config.rs
-    // (and the logging and DynamoDB client set-up), as the names below.
-    assert_eq!(config::DYNAMODB_ENDPOINT, store_dynamodb::ENDPOINT_ENV);
-    assert_eq!(config::TABLE_NAME, store_dynamodb::TABLE_NAME_ENV);
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("config.rs") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            assert!(
-                !text.contains("env::var"),
-                "{} reads the environment outside config.rs",
-                path.display()
-            );
-        }
-    }
-    // What each binary reads: the variables its own code and the library functions it
-    // calls (transitively) name.
-    let functions = library_functions();
-    let reads = environment_reads(&functions);
-    for needs in permissions::FUNCTIONS {
-        let source = bin_source(needs.binary);
-        assert!(!source.contains("env::var"), "{}", needs.binary);
-        let mut read = direct_reads(&source, false);
-        for (name, vars) in &reads {
-            if source.contains(&format!("{name}(")) {
-                read.extend(vars.iter().cloned());
-            }
-        }
-        read.retain(|v| !permissions::LOCAL_ONLY_ENV.contains(&v.as_str()));
-        assert_eq!(
-            read,
-            set(needs.env.iter().copied()),
-            "{}: variables read",
-            needs.binary
-        );
-    }
-    // Every variable of config.rs is set for some function, or is local-only.
-    for (_, name) in config_constants() {
-        let deployed = permissions::FUNCTIONS
-            .iter()
-            .any(|f| f.env.contains(&name.as_str()));
-        let local = permissions::LOCAL_ONLY_ENV.contains(&name.as_str());
-        assert!(
-            deployed != local,
-            "{name}: deployed {deployed}, local-only {local}"
-        );
-    }
-
     // The template against the declaration: exactly those variables, with the right
     // values, in both auth modes.
     for (mode, t) in Template::each_auth_mode() {
@@ -630,23 +520,17 @@ fn check_http_routes(mode: &str, t: &Template) {
             assert!(routes.contains(&format!("{route:?}")), "{function}: {arn}");
         }
     }
-    // The routes each binary hands to its HttpFunction.
+    // The routes each binary serves (its cold start builds exactly these: see
+    // each_function_reads_its_declared_environment_and_serves_its_entry).
     for (function, routes) in &served {
         let binary = &function_ids[function];
-        let source = bin_source(binary);
-        let handled: BTreeSet<String> = ALL_ROUTES
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .filter(|r| source.contains(&format!("Route::{r}")))
-            .collect();
+        let Some(Entry::Http(handled)) = Function::of_binary(binary).map(Function::entry) else {
+            panic!("{binary} serves no HTTP routes");
+        };
+        let handled: BTreeSet<String> = handled.iter().map(|r| format!("{r:?}")).collect();
         assert_eq!(
             routes, &handled,
             "{function}: routes deployed vs routes handled"
-        );
-        // And the auth mode it runs in.
-        assert!(
-            source.contains(".with_auth(auth)") && source.contains("bootstrap::auth_mode()"),
-            "{binary} authenticates in the deployment's mode"
         );
     }
     deployed.sort_by_key(|r| r.name());
@@ -754,17 +638,11 @@ fn check_websocket_routes(mode: &str, t: &Template) {
         props["RouteSelectionExpression"].as_str(),
         Some("$request.body.action")
     );
-    // Route -> (binary, what its main calls: the handler, or the runtime loop serving it);
-    // None: API Gateway answers the route itself (see check_keep_alive_route).
-    let expected: BTreeMap<&str, Option<(&str, &[&str])>> = BTreeMap::from([
-        (
-            "$connect",
-            Some(("ws-connect", &["websocket::serve_connect("][..])),
-        ),
-        (
-            "$disconnect",
-            Some(("ws-disconnect", &["websocket::serve_disconnect("][..])),
-        ),
+    // Route -> what serves it; None: API Gateway answers the route itself (see
+    // check_keep_alive_route).
+    let expected: BTreeMap<&str, Option<Entry>> = BTreeMap::from([
+        ("$connect", Some(Entry::WebSocketConnect)),
+        ("$disconnect", Some(Entry::WebSocketDisconnect)),
         ("$default", None),
     ]);
     let function_ids: BTreeMap<String, String> = t
@@ -779,22 +657,20 @@ fn check_websocket_routes(mode: &str, t: &Template) {
         let served_by = expected
             .get(key)
             .unwrap_or_else(|| panic!("unexpected route {key}"));
-        let Some((binary, handler)) = served_by else {
+        let Some(entry) = served_by else {
             check_keep_alive_route(t, &api, route);
             assert_eq!(route.authorization_type, "NONE", "{mode} {key}");
             seen.insert(key);
             continue;
         };
         let function = route.function();
+        let binary = function_ids
+            .get(function)
+            .unwrap_or_else(|| panic!("{key}: {function} is no function"));
         assert_eq!(
-            function_ids.get(function).map(String::as_str),
-            Some(*binary),
-            "{key}"
-        );
-        let source = bin_source(binary);
-        assert!(
-            handler.iter().any(|h| source.contains(h)),
-            "{binary} handles {key} with one of {handler:?}"
+            Function::of_binary(binary).map(Function::entry).as_ref(),
+            Some(entry),
+            "{binary} serves {key}"
         );
 
         // API Gateway may invoke the function for this route only.
@@ -955,8 +831,13 @@ fn check_websocket_authorizer(
         )
     );
     // Nothing else invokes it.
-    let binary = "ws-authorizer";
-    assert!(bin_source(binary).contains("authorize_connect("));
+    assert_eq!(
+        function_ids
+            .get(&function)
+            .and_then(|b| Function::of_binary(b))
+            .map(Function::entry),
+        Some(Entry::ConnectAuthorizer)
+    );
 }
 
 #[test]
@@ -983,80 +864,33 @@ fn jwt_mode_needs_an_issuer_and_an_audience() {
     assert_eq!(asserted, set(["JwtAudience", "JwtIssuer"]));
 }
 
+/// The table's keys, attributes and indexes are read from the template by the store
+/// itself (`store_dynamodb::definition`, whose tests hold them against the names the code
+/// uses); here, what only a deployment has.
 #[test]
-fn table_matches_the_store_schema() {
+fn table_is_kept_and_recoverable() {
     let t = Template::load();
-    let table = t.resource(&t.only_id_of_type("AWS::DynamoDB::Table"));
+    let table = t.resource(&t.only_id_of_type(store_dynamodb::definition::TABLE_RESOURCE_TYPE));
     // The table holds all the data: neither deleting the stack nor replacing it drops it.
     assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
     assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
     let p = &table["Properties"];
-    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
     assert!(p["TableName"].is_null(), "CloudFormation names the table");
-    let keys = |v: &Value| -> Vec<(String, String)> {
-        v.as_sequence()
-            .expect("a KeySchema")
-            .iter()
-            .map(|k| {
-                let name = k["AttributeName"].as_str().expect("AttributeName");
-                (
-                    name.to_owned(),
-                    k["KeyType"].as_str().expect("KeyType").to_owned(),
-                )
-            })
-            .collect()
-    };
-    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
-    assert_eq!(
-        keys(&p["KeySchema"]),
-        [pair(schema::PK, "HASH"), pair(schema::SK, "RANGE")]
-    );
-    let attributes: BTreeMap<String, String> = p["AttributeDefinitions"]
-        .as_sequence()
-        .expect("AttributeDefinitions")
-        .iter()
-        .map(|a| {
-            let name = a["AttributeName"].as_str().expect("AttributeName");
-            (
-                name.to_owned(),
-                a["AttributeType"]
-                    .as_str()
-                    .expect("AttributeType")
-                    .to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        attributes,
-        BTreeMap::from([
-            pair(schema::PK, "S"),
-            pair(schema::SK, "S"),
-            pair(schema::VERSION, "N")
-        ])
-    );
-    let indexes = p["LocalSecondaryIndexes"]
-        .as_sequence()
-        .expect("LocalSecondaryIndexes");
-    assert_eq!(indexes.len(), 1);
-    assert_eq!(
-        indexes[0]["IndexName"].as_str(),
-        Some(schema::VERSION_INDEX)
-    );
-    assert_eq!(
-        keys(&indexes[0]["KeySchema"]),
-        [pair(schema::PK, "HASH"), pair(schema::VERSION, "RANGE")]
-    );
-    assert_eq!(
-        indexes[0]["Projection"]["ProjectionType"].as_str(),
-        Some("ALL")
-    );
-    assert!(p["GlobalSecondaryIndexes"].is_null());
-    let ttl = &p["TimeToLiveSpecification"];
-    assert_eq!(ttl["AttributeName"].as_str(), Some(schema::TTL_ATTRIBUTE));
-    assert_eq!(ttl["Enabled"].as_bool(), Some(true));
     assert_eq!(
         p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
+    );
+    // The store's definition is this very resource.
+    let definition = store_dynamodb::TableDefinition::from_template().expect("the definition");
+    assert_eq!(
+        Some(definition.billing_mode.as_str()),
+        p["BillingMode"].as_str()
+    );
+    assert_eq!(
+        definition
+            .local_index(schema::VERSION_INDEX)
+            .map(|i| i.index_name.as_str()),
+        Some(schema::VERSION_INDEX)
     );
 }
 
@@ -1087,7 +921,10 @@ fn the_table_stream_feeds_the_poke_function() {
             .find(|f| f.id == function)
             .unwrap_or_else(|| panic!("{function} is no function of the template"));
         assert_eq!(poke.binary, permissions::POKE.binary);
-        assert!(bin_source(&poke.binary).contains("poke_stream::serve("));
+        assert_eq!(
+            Function::of_binary(&poke.binary).map(Function::entry),
+            Some(Entry::StreamBatches)
+        );
         // Nothing but the mapping invokes it.
         assert!(t.permissions_of(function).is_empty(), "{function}");
         // Modifications of space items only: the library's pattern, which its tests hold

@@ -609,6 +609,8 @@ async fn the_binary_answers_api_gateway_as_documented() {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    // The binary gets this test process's PATH and nothing else of its environment.
+    #[allow(clippy::disallowed_methods)]
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ws-authorizer"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

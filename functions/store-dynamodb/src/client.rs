@@ -38,12 +38,17 @@ pub enum ConfigError {
 /// `AWS_RETRY_MODE` say: the classification of DynamoDB's answers and the bounds on a
 /// call's time are part of the store's contract.
 pub async fn client_from_env() -> Client {
-    let endpoint = std::env::var(ENDPOINT_ENV)
-        .ok()
-        .filter(|e| !e.trim().is_empty());
+    let endpoint = std::env::var(ENDPOINT_ENV).ok();
+    client_for(endpoint.as_deref()).await
+}
+
+/// The client of [`client_from_env`] with the endpoint given (`None` or blank: AWS's),
+/// for callers that read their configuration themselves.
+pub async fn client_for(endpoint: Option<&str>) -> Client {
+    let endpoint = endpoint.filter(|e| !e.trim().is_empty());
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(endpoint) = &endpoint {
-        loader = loader.endpoint_url(endpoint).region(local_region());
+        loader = loader.endpoint_url(*endpoint).region(local_region());
         if !credentials_in_env() {
             loader = loader.credentials_provider(dummy_credentials());
         }

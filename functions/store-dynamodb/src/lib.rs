@@ -13,6 +13,7 @@ pub mod capacity;
 mod client;
 mod commit;
 mod counter;
+pub mod definition;
 mod errors;
 mod item;
 mod pull;
@@ -24,10 +25,11 @@ mod table;
 
 pub use capacity::{CapacityCounter, CapacityStats};
 pub use client::{
-    ConfigError, DEFAULT_LOCAL_REGION, ENDPOINT_ENV, TABLE_NAME_ENV, client_from_env, local_client,
-    local_client_with_counter, table_name_from_env, with_counter,
+    ConfigError, DEFAULT_LOCAL_REGION, ENDPOINT_ENV, TABLE_NAME_ENV, client_for, client_from_env,
+    local_client, local_client_with_counter, table_name_from_env, with_counter,
 };
 pub use counter::RequestCounter;
+pub use definition::TableDefinition;
 pub use errors::describe;
 pub use pull::PullStats;
 pub use store::DynamoStore;

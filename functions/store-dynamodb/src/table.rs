@@ -1,8 +1,8 @@
-//! Creating the table for local runs and tests. Deployments create it from the template,
-//! with the same names (see [`crate::schema`]).
+//! Creating the table for local runs and tests, from the deployment template's own
+//! definition ([`crate::definition`]).
 
+use crate::definition::{self, DefinitionError, TableDefinition};
 use crate::errors::describe;
-use crate::schema;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
@@ -25,34 +25,44 @@ pub enum TableError {
     NotActive { table: String, waited: Duration },
     #[error("invalid table definition: {0}")]
     Definition(#[from] BuildError),
+    #[error(transparent)]
+    Template(#[from] DefinitionError),
 }
 
-/// Creates `table` (on-demand billing, the version index) unless it exists, waits until it
-/// is ACTIVE, and enables expiry on [`schema::TTL_ATTRIBUTE`] where the server supports it.
+/// Creates `table` as the deployment template defines it ([`TableDefinition`]: billing,
+/// keys, indexes) unless it exists, waits until it is ACTIVE, and enables expiry on the
+/// template's TTL attribute where the server supports it. The stream is left out: local
+/// runs poke in process, and a stream would make every local write keep a record.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), TableError> {
-    let result = client
+    let definition = TableDefinition::from_template()?;
+    let mut request = client
         .create_table()
         .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(schema::PK, ScalarAttributeType::S)?)
-        .attribute_definitions(attribute(schema::SK, ScalarAttributeType::S)?)
-        .attribute_definitions(attribute(schema::VERSION, ScalarAttributeType::N)?)
-        .key_schema(key(schema::PK, KeyType::Hash)?)
-        .key_schema(key(schema::SK, KeyType::Range)?)
-        .local_secondary_indexes(
-            LocalSecondaryIndex::builder()
-                .index_name(schema::VERSION_INDEX)
-                .key_schema(key(schema::PK, KeyType::Hash)?)
-                .key_schema(key(schema::VERSION, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+        .billing_mode(BillingMode::from(definition.billing_mode.as_str()));
+    for a in &definition.attribute_definitions {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&a.attribute_name)
+                .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
                 .build()?,
-        )
-        .send()
-        .await;
+        );
+    }
+    for k in &definition.key_schema {
+        request = request.key_schema(key(k)?);
+    }
+    for index in &definition.local_secondary_indexes {
+        let mut lsi = LocalSecondaryIndex::builder().index_name(&index.index_name);
+        for k in &index.key_schema {
+            lsi = lsi.key_schema(key(k)?);
+        }
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::from(
+                index.projection.projection_type.as_str(),
+            ))
+            .build();
+        request = request.local_secondary_indexes(lsi.projection(projection).build()?);
+    }
+    let result = request.send().await;
     match result {
         Ok(_) => tracing::info!(table, "table created"),
         Err(err)
@@ -70,7 +80,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), TableError
         }
     }
     wait_until_active(client, table).await?;
-    enable_ttl(client, table).await;
+    if let Some(ttl) = definition.time_to_live_specification.filter(|t| t.enabled) {
+        enable_ttl(client, table, &ttl.attribute_name).await;
+    }
     Ok(())
 }
 
@@ -102,7 +114,7 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), TableErro
 
 /// Expiry only cleans up items that carry the TTL attribute; a table without it still
 /// works, so a server that lacks the feature is logged, not fatal.
-async fn enable_ttl(client: &Client, table: &str) {
+async fn enable_ttl(client: &Client, table: &str, attribute: &str) {
     let current = client
         .describe_time_to_live()
         .table_name(table)
@@ -114,13 +126,13 @@ async fn enable_ttl(client: &Client, table: &str) {
             described.and_then(|d| d.time_to_live_status()),
             Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
         );
-        if on && described.and_then(|d| d.attribute_name()) == Some(schema::TTL_ATTRIBUTE) {
+        if on && described.and_then(|d| d.attribute_name()) == Some(attribute) {
             return;
         }
     }
     let spec = match TimeToLiveSpecification::builder()
         .enabled(true)
-        .attribute_name(schema::TTL_ATTRIBUTE)
+        .attribute_name(attribute)
         .build()
     {
         Ok(spec) => spec,
@@ -136,26 +148,15 @@ async fn enable_ttl(client: &Client, table: &str) {
         .send()
         .await
     {
-        Ok(_) => tracing::debug!(
-            table,
-            attribute = schema::TTL_ATTRIBUTE,
-            "time to live enabled"
-        ),
+        Ok(_) => tracing::debug!(table, attribute, "time to live enabled"),
         Err(err) => tracing::warn!(table, error = %describe("UpdateTimeToLive", &err),
             "time to live not enabled (unsupported by this server?)"),
     }
 }
 
-fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, BuildError> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(kind)
-        .build()
-}
-
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BuildError> {
+fn key(k: &definition::KeyElement) -> Result<KeySchemaElement, BuildError> {
     KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
+        .attribute_name(&k.attribute_name)
+        .key_type(KeyType::from(k.key_type.as_str()))
         .build()
 }

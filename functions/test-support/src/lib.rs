@@ -85,7 +85,7 @@ async fn start_server() -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("python3 with moto[server]==5.2.1 must be installed; ./tests/run.sh installs it");
+        .expect("python3 with moto[server] at infra/versions.env's MOTO_VERSION must be installed; ./tests/run.sh installs it");
     let mut server = Server {
         endpoint: format!("http://127.0.0.1:{port}"),
         child: Some(child),

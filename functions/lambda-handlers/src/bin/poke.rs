@@ -2,10 +2,9 @@
 //! batches of records; it pokes each space's WebSocket connections (PostToConnection) and
 //! reports the records of the spaces it could not poke, which the stream delivers again.
 
-use lambda_handlers::{logging, poke_stream};
+use lambda_handlers::functions::{self, Function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    poke_stream::serve().await
+    functions::main(Function::Poke).await
 }

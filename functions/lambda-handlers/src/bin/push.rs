@@ -2,14 +2,9 @@
 //! pokes leave through the table's stream: the commit changes the space item, and the poke
 //! function fans that change out (see `poke_stream`).
 
-use lambda_handlers::{HttpFunction, bootstrap, logging, serve_http};
-use sync_core::Route;
+use lambda_handlers::functions::{self, Function};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    logging::init();
-    let auth = bootstrap::auth_mode()?;
-    let (client, table) = bootstrap::dynamo().await?;
-    let service = bootstrap::push_service(client, table, auth);
-    serve_http(HttpFunction::new(service, &[Route::Push]).with_auth(auth)).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    functions::main(Function::Push).await
 }

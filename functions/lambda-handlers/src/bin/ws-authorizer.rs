@@ -4,21 +4,9 @@
 //! `$connect`, with the user in the context; a missing, invalid or expired token is
 //! answered `Unauthorized` (401).
 
-use lambda_handlers::auth::{AuthorizerRequest, JwtVerifier, authorize_connect};
-use lambda_handlers::{config, logging};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_handlers::functions::{self, Function};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    logging::init();
-    let settings =
-        config::jwt_settings().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    tracing::info!(issuer = %settings.issuer, audiences = ?settings.audiences,
-        jwks_url = %settings.jwks_url, "WebSocket authorizer");
-    let verifier = JwtVerifier::new(settings)?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<AuthorizerRequest>| {
-        let verifier = verifier.clone();
-        async move { authorize_connect(&verifier, &event.payload).await }
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    functions::main(Function::WsAuthorizer).await
 }

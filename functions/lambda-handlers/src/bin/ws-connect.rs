@@ -1,10 +1,9 @@
 //! WebSocket `$connect` route: subscribes a connection to a space's pokes, for a user who
 //! may use the space, while the space has room for another socket.
 
-use lambda_handlers::{logging, websocket};
+use lambda_handlers::functions::{self, Function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    websocket::serve_connect().await
+    functions::main(Function::WsConnect).await
 }

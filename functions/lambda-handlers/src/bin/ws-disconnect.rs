@@ -1,9 +1,8 @@
 //! WebSocket `$disconnect` route.
 
-use lambda_handlers::{logging, websocket};
+use lambda_handlers::functions::{self, Function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    websocket::serve_disconnect().await
+    functions::main(Function::WsDisconnect).await
 }

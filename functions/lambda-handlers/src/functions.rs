@@ -1,0 +1,212 @@
+//! Every Lambda function of the deployment, by the binary that serves it: its cold start
+//! (everything it builds from the environment before the first invocation) and its
+//! runtime loop. Each binary's `main` is one call, [`main`], so what a binary does is
+//! library code that tests run: `tests/template.rs` cold-starts every function and holds
+//! what it read and built against the template.
+
+use crate::auth::{AuthMode, AuthorizerRequest, JwtVerifier, authorize_connect};
+use crate::bootstrap::{self, BoxError};
+use crate::connections::ConnectionTable;
+use crate::permissions::{self, FunctionNeeds};
+use crate::poker::ApiGatewayPoker;
+use crate::websocket::WebSocketRoutes;
+use crate::{HttpFunction, config, logging, poke_stream, serve_http, websocket};
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::sync::Arc;
+use sync_core::Route;
+use sync_core::poke::NoPoker;
+use tracing_subscriber::EnvFilter;
+
+/// One Lambda function: one binary of `src/bin/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    Spaces,
+    Push,
+    Pull,
+    Poke,
+    WsConnect,
+    WsDisconnect,
+    WsAuthorizer,
+}
+
+/// What invokes a function, and with what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// HTTP API routes (payload format 2.0).
+    Http(&'static [Route]),
+    /// Batches of the table's stream records (the event source mapping).
+    StreamBatches,
+    /// The WebSocket API's `$connect` route.
+    WebSocketConnect,
+    /// The WebSocket API's `$disconnect` route.
+    WebSocketDisconnect,
+    /// The WebSocket API's `$connect` REQUEST authorizer.
+    ConnectAuthorizer,
+}
+
+const SPACES_ROUTES: &[Route] = &[Route::CreateSpace, Route::SpaceExists, Route::SpaceAccess];
+const PUSH_ROUTES: &[Route] = &[Route::Push];
+const PULL_ROUTES: &[Route] = &[Route::Pull];
+
+impl Function {
+    pub const ALL: [Function; 7] = [
+        Function::Spaces,
+        Function::Push,
+        Function::Pull,
+        Function::Poke,
+        Function::WsConnect,
+        Function::WsDisconnect,
+        Function::WsAuthorizer,
+    ];
+
+    /// Its needs from the deployment (environment, IAM).
+    pub fn needs(self) -> &'static FunctionNeeds {
+        match self {
+            Function::Spaces => &permissions::SPACES,
+            Function::Push => &permissions::PUSH,
+            Function::Pull => &permissions::PULL,
+            Function::Poke => &permissions::POKE,
+            Function::WsConnect => &permissions::WS_CONNECT,
+            Function::WsDisconnect => &permissions::WS_DISCONNECT,
+            Function::WsAuthorizer => &permissions::WS_AUTHORIZER,
+        }
+    }
+
+    /// The binary's name: the template's `BuildProperties.Binary`.
+    pub fn binary(self) -> &'static str {
+        self.needs().binary
+    }
+
+    pub fn of_binary(binary: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.binary() == binary)
+    }
+
+    /// What invokes it.
+    pub fn entry(self) -> Entry {
+        match self {
+            Function::Spaces => Entry::Http(SPACES_ROUTES),
+            Function::Push => Entry::Http(PUSH_ROUTES),
+            Function::Pull => Entry::Http(PULL_ROUTES),
+            Function::Poke => Entry::StreamBatches,
+            Function::WsConnect => Entry::WebSocketConnect,
+            Function::WsDisconnect => Entry::WebSocketDisconnect,
+            Function::WsAuthorizer => Entry::ConnectAuthorizer,
+        }
+    }
+}
+
+/// A function after its cold start, ready for invocations.
+pub enum Ready {
+    Http(HttpFunction),
+    Poke(Arc<ApiGatewayPoker>),
+    Connect(Arc<WebSocketRoutes>),
+    Disconnect(Arc<ConnectionTable>),
+    Authorizer(Arc<JwtVerifier>),
+}
+
+impl Ready {
+    /// What it answers, as built.
+    pub fn entry(&self) -> Entry {
+        match self {
+            Ready::Http(f) => Entry::Http(f.routes()),
+            Ready::Poke(_) => Entry::StreamBatches,
+            Ready::Connect(_) => Entry::WebSocketConnect,
+            Ready::Disconnect(_) => Entry::WebSocketDisconnect,
+            Ready::Authorizer(_) => Entry::ConnectAuthorizer,
+        }
+    }
+
+    /// The auth mode it authenticates requests in, for the functions that have one.
+    pub fn auth(&self) -> Option<AuthMode> {
+        match self {
+            Ready::Http(f) => Some(f.auth()),
+            Ready::Connect(routes) => Some(routes.auth()),
+            _ => None,
+        }
+    }
+
+    /// Runs the Lambda runtime loop until the runtime stops it.
+    pub async fn serve(self) -> Result<(), BoxError> {
+        match self {
+            Ready::Http(f) => serve_http(f).await,
+            Ready::Poke(poker) => poke_stream::run(poker).await,
+            Ready::Connect(routes) => websocket::run_connect(routes).await,
+            Ready::Disconnect(connections) => websocket::run_disconnect(connections).await,
+            Ready::Authorizer(verifier) => {
+                lambda_runtime::run(service_fn(|event: LambdaEvent<AuthorizerRequest>| {
+                    let verifier = verifier.clone();
+                    async move { authorize_connect(&verifier, &event.payload).await }
+                }))
+                .await
+            }
+        }
+    }
+}
+
+/// The cold start of `function`: the log filter (handed to `install_logging` first, so
+/// that everything after it is logged), then what the function serves with. Errors are
+/// logged where they arise; the binary exits with them, and Lambda reports a failed init.
+pub async fn start(
+    function: Function,
+    install_logging: impl FnOnce(EnvFilter),
+) -> Result<Ready, BoxError> {
+    install_logging(logging::filter());
+    Ok(match function {
+        Function::Spaces => {
+            let auth = bootstrap::auth_mode()?;
+            let (client, table) = bootstrap::dynamo().await?;
+            let service = bootstrap::sync_service(client, table, Arc::new(NoPoker), auth);
+            Ready::Http(HttpFunction::new(service, SPACES_ROUTES).with_auth(auth))
+        }
+        Function::Push => {
+            let auth = bootstrap::auth_mode()?;
+            let (client, table) = bootstrap::dynamo().await?;
+            let service = bootstrap::push_service(client, table, auth);
+            Ready::Http(HttpFunction::new(service, PUSH_ROUTES).with_auth(auth))
+        }
+        Function::Pull => {
+            let auth = bootstrap::auth_mode()?;
+            let keys = bootstrap::cookie_keys().await?;
+            let (client, table) = bootstrap::dynamo().await?;
+            let service = bootstrap::pull_service(client, table, keys, auth);
+            Ready::Http(HttpFunction::new(service, PULL_ROUTES).with_auth(auth))
+        }
+        Function::Poke => {
+            let (client, table) = bootstrap::dynamo().await?;
+            let management = bootstrap::management_client().await?;
+            Ready::Poke(Arc::new(ApiGatewayPoker::new(
+                ConnectionTable::new(client, table),
+                management,
+            )))
+        }
+        Function::WsConnect => {
+            let auth = bootstrap::auth_mode()?;
+            let max_sockets = config::max_sockets_per_space()
+                .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+            let (client, table) = bootstrap::dynamo().await?;
+            let service =
+                bootstrap::sync_service(client.clone(), table.clone(), Arc::new(NoPoker), auth);
+            Ready::Connect(Arc::new(
+                WebSocketRoutes::new(service, ConnectionTable::new(client, table))
+                    .with_auth(auth)
+                    .with_max_sockets_per_space(max_sockets),
+            ))
+        }
+        Function::WsDisconnect => {
+            let (client, table) = bootstrap::dynamo().await?;
+            Ready::Disconnect(Arc::new(ConnectionTable::new(client, table)))
+        }
+        Function::WsAuthorizer => {
+            let settings = config::jwt_settings()
+                .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+            tracing::info!(issuer = %settings.issuer, audiences = ?settings.audiences,
+                jwks_url = %settings.jwks_url, "WebSocket authorizer");
+            Ready::Authorizer(Arc::new(JwtVerifier::new(settings)?))
+        }
+    })
+}
+
+/// What each binary runs: its cold start with JSON logs on stdout, then its runtime loop.
+pub async fn main(function: Function) -> Result<(), BoxError> {
+    start(function, logging::install).await?.serve().await
+}
