@@ -124,6 +124,14 @@ impl HttpFunction {
             .any(|v| v.to_ascii_lowercase().contains("gzip"));
         let body: &[u8] = event.body().as_ref();
         let method = event.method().as_str();
+        let mut request = ApiRequest {
+            method,
+            path: &path,
+            space_id,
+            body,
+            accepts_gzip,
+            user: ANONYMOUS,
+        };
         let response = match Route::from_path(&path) {
             Some(route) if self.routes.contains(&route) => {
                 // Defence in depth: in `jwt` mode API Gateway's authorizer has already
@@ -132,28 +140,23 @@ impl HttpFunction {
                     Ok(user) => user,
                     Err(e) => {
                         tracing::warn!(reason = %e, "request without a verified user");
-                        return to_lambda_response(ApiResponse::from_error(
-                            &ApiError::Unauthorized(e.to_string()),
-                        ));
+                        let refused = ApiError::Unauthorized(e.to_string());
+                        return to_lambda_response(self.service.refuse(request, &refused));
                     }
                 };
-                let request = ApiRequest {
-                    method,
-                    path: &path,
-                    space_id,
-                    body,
-                    accepts_gzip,
-                    user: &user,
-                };
+                request.user = &user;
                 match deadline {
                     Some(deadline) => self.service.handle_until(request, deadline).await,
                     None => self.service.handle(request).await,
                 }
             }
-            _ => ApiResponse::from_error(&ApiError::NotFound {
-                method: method.to_owned(),
-                path: path.clone(),
-            }),
+            _ => {
+                let refused = ApiError::NotFound {
+                    method: method.to_owned(),
+                    path: path.clone(),
+                };
+                self.service.refuse(request, &refused)
+            }
         };
         to_lambda_response(response)
     }

@@ -102,7 +102,7 @@ async fn push_and_pull_write_one_emf_line_each_with_their_figures() {
     let metrics =
         Arc::new(EmfMetrics::new(EmfWriter::to(out.clone())).with_capacity_of(store.clone()));
     let push = function(&store, Route::Push, metrics.clone());
-    let pull = function(&store, Route::Pull, metrics);
+    let pull = function(&store, Route::Pull, metrics.clone());
 
     // Two mutations applied, one failed (unknown mutator): processed, no effect.
     let body = json!({"pushVersion": 1, "clientGroupID": GROUP, "mutations": [
@@ -188,6 +188,32 @@ async fn push_and_pull_write_one_emf_line_each_with_their_figures() {
     assert_eq!(lines[1]["Refused"], 1.0);
     assert!(lines[1]["Outcome"].as_str().unwrap() != "ok");
     assert!(raw[0].find("bad.space").is_none(), "no raw input in a line");
+
+    // Refused before the service runs: a route this function does not serve, and (in
+    // jwt mode) a request without verified claims. Counted and logged all the same.
+    let response = push
+        .handle(http_event("/api/replicache/pull", Some(SPACE), "{}"))
+        .await;
+    assert_eq!(response.status(), 404);
+    let jwt_push = function(&store, Route::Push, metrics.clone())
+        .with_auth(lambda_handlers::auth::AuthMode::Jwt);
+    let response = jwt_push
+        .handle(http_event("/api/replicache/push", Some(SPACE), &body))
+        .await;
+    assert_eq!(response.status(), 401);
+    let (raw, refused) = take_lines(&out);
+    assert_eq!(refused.len(), 2, "{raw:?}");
+    assert_eq!(refused[0]["Route"], "pull");
+    assert_eq!(refused[0]["Outcome"], "NotFound");
+    assert_eq!(refused[0]["Refused"], 1.0);
+    assert_eq!(refused[1]["Route"], "push");
+    assert_eq!(refused[1]["Status"], 401);
+    assert_eq!(refused[1]["Outcome"], "Unauthorized");
+    // They read nothing.
+    assert!(
+        refused.iter().all(|l| l["DynamoRequests"] == 0.0),
+        "{raw:?}"
+    );
 
     // Each line reports what its own request consumed: together, all the store's counter
     // moved since the functions were built.

@@ -164,6 +164,15 @@ struct Handled {
     log: LogFigures,
 }
 
+impl Handled {
+    fn refused(error: &ApiError) -> Self {
+        Handled {
+            refusal: Some(error.code()),
+            ..ApiResponse::from_error(error).into()
+        }
+    }
+}
+
 /// What the request's log line adds to the metrics record: IDs and protocol positions,
 /// which are no metric dimension (never user data: no mutation arguments, no entries).
 #[derive(Default)]
@@ -290,20 +299,37 @@ impl SyncService {
             .unwrap_or(Err(ApiError::DeadlineExceeded));
         let handled = match (route, result) {
             (_, Ok(handled)) => handled,
-            (None, Err(e)) => Handled {
-                refusal: Some(e.code()),
-                ..ApiResponse::from_error(&e).into()
-            },
+            (None, Err(e)) => Handled::refused(&e),
             (Some(route), Err(e)) => {
                 if e.status() >= 500 {
                     tracing::warn!(route = route.name(), error = %e, "request failed");
                 }
-                Handled {
-                    refusal: Some(e.code()),
-                    ..ApiResponse::from_error(&e).into()
-                }
+                Handled::refused(&e)
             }
         };
+        self.finish(&req, route, started, handled)
+    }
+
+    /// Answers `req` with `error`, refused by the transport before the service handled it
+    /// (no verified user, a route this deployment does not serve), and counts and logs it
+    /// as every request is.
+    pub fn refuse(&self, req: ApiRequest<'_>, error: &ApiError) -> ApiResponse {
+        self.finish(
+            &req,
+            Route::from_path(req.path),
+            Instant::now(),
+            Handled::refused(error),
+        )
+    }
+
+    /// The request's metrics record and log line, then its response.
+    fn finish(
+        &self,
+        req: &ApiRequest<'_>,
+        route: Option<Route>,
+        started: Instant,
+        handled: Handled,
+    ) -> ApiResponse {
         let response = handled.response;
         let duration = started.elapsed();
         self.metrics.record(&RequestMetrics {
