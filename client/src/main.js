@@ -17,6 +17,7 @@ import {
 import { fetchConfigFile, pageOptions, resolveConfig } from './config.js';
 import { COUNT_KEY, makeMutators } from './mutators.js';
 import { connectPokes } from './poke.js';
+import { makeSplittingPusher } from './pusher.js';
 import { showAccess } from './share.js';
 
 const BASE = import.meta.env.BASE_URL; // '/' unless built with --base
@@ -435,12 +436,13 @@ function startCounter(spaceID) {
     return false;
   };
 
-  // Log every push and pull by wrapping the default fetchers (they still use the URLs).
-  const defaultPusher = rep.pusher;
+  // Log every push and pull by wrapping the fetchers (they still use the URLs). Pushes go
+  // through the splitting pusher: a backlog larger than one request body syncs in parts.
+  const pusher = makeSplittingPusher({ url: () => rep.pushURL, auth: () => rep.auth });
   rep.pusher = async (body, requestID) => {
     const n = body.mutations?.length ?? 0;
     try {
-      const result = await defaultPusher(body, requestID);
+      const result = await pusher(body, requestID);
       const status = result.httpRequestInfo.httpStatusCode;
       const err = result.response?.error ? ` ${result.response.error}` : '';
       log('push', `${n} mutation${n === 1 ? '' : 's'} → ${status}${err}`);

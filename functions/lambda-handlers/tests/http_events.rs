@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use store_conformance::ScriptedStore;
+use sync_core::api::MAX_BODY_BYTES;
 use sync_core::cookie::CookieKeys;
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::app;
@@ -229,6 +230,54 @@ async fn bad_events_get_json_errors() {
         .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(json_of(&resp)["error"], json!("SpaceNotFound"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_a_json_413_with_the_limit() {
+    let (f, _) = function(ALL);
+    let created = f
+        .handle(event(
+            "/api/replicache/createSpace",
+            None,
+            "{}",
+            false,
+            false,
+        ))
+        .await;
+    let space = json_of(&created)["spaceID"].as_str().unwrap().to_owned();
+    let query = format!("spaceID={space}");
+    let huge = " ".repeat(MAX_BODY_BYTES + 1);
+    // As text and as base64 (API Gateway encodes bodies it takes for binary).
+    for base64 in [false, true] {
+        let resp = f
+            .handle(event(
+                "/api/replicache/push",
+                Some(&query),
+                &huge,
+                base64,
+                false,
+            ))
+            .await;
+        assert_eq!(resp.status(), 413, "base64: {base64}");
+        let body = json_of(&resp);
+        assert_eq!(body["error"], json!("PayloadTooLarge"), "{body}");
+        assert_eq!(body["maxBytes"], json!(MAX_BODY_BYTES), "{body}");
+    }
+    // Nothing of it was applied: the space is as created.
+    let pull = json!({"pullVersion":1,"clientGroupID":"g","cookie":null,"profileID":"p",
+        "schemaVersion":"1"})
+    .to_string();
+    let resp = f
+        .handle(event(
+            "/api/replicache/pull",
+            Some(&query),
+            &pull,
+            false,
+            false,
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(&resp)["lastMutationIDChanges"], json!({}));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -279,12 +279,15 @@ fn too_large(headers: &HeaderMap) -> Response {
             size,
             max: MAX_BODY_BYTES,
         }),
-        // A chunked body has no declared size.
-        None => json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLarge",
-            &format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
-        ),
+        // A chunked body has no declared size; the answer has sync-core's shape all the same.
+        None => {
+            let body = serde_json::json!({
+                "error": "PayloadTooLarge",
+                "message": format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
+                "maxBytes": MAX_BODY_BYTES,
+            });
+            (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
+        }
     }
 }
 

@@ -206,6 +206,46 @@ async fn malformed_requests_get_json_errors() {
     );
 }
 
+/// POSTs `len` spaces with `Transfer-Encoding: chunked` (no `Content-Length`) on a raw
+/// connection; the status and JSON body of the answer.
+async fn chunked_push(
+    addr: std::net::SocketAddr,
+    path: &str,
+    len: usize,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 1024 * 1024];
+    let mut sent = 0;
+    // The server may answer and stop reading before the end: a failed write ends the body.
+    while sent < len {
+        let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        if stream.write_all(&frame).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 #[tokio::test]
 async fn oversized_bodies_get_a_json_413() {
     let server = TestServer::start().await;
@@ -224,6 +264,8 @@ async fn oversized_bodies_get_a_json_413() {
         .await;
     assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(over.json()["error"], "PayloadTooLarge");
+    // The limit, machine-readably: a client splits its pushes by it.
+    assert_eq!(over.json()["maxBytes"], json!(MAX_BODY_BYTES));
 
     // Far beyond: refused before it is read.
     let far = server
@@ -236,6 +278,15 @@ async fn oversized_bodies_get_a_json_413() {
         .await;
     assert_eq!(far.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(far.json()["error"], "PayloadTooLarge");
+    assert_eq!(far.json()["maxBytes"], json!(MAX_BODY_BYTES));
+
+    // Chunked, so of no declared size, and far beyond: the same answer.
+    let (status, chunked) = chunked_push(server.addr, &path, 4 * MAX_BODY_BYTES).await;
+    assert_eq!(status, 413, "{chunked}");
+    assert_eq!(chunked["error"], "PayloadTooLarge");
+    assert_eq!(chunked["maxBytes"], json!(MAX_BODY_BYTES));
+    let undeclared = format!("request body exceeds the {MAX_BODY_BYTES}-byte limit");
+    assert_eq!(chunked["message"], json!(undeclared));
 
     // The server is still fine.
     let ok = server.post(&path, &push_body("g1", "c1", 1..=1)).await;

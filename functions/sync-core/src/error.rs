@@ -1,6 +1,7 @@
 //! Every way a request can fail, and the HTTP answer each one gets. Refusals carry a JSON
-//! body `{"error": ..., "message": ...}`; what the client must act on travels as a
-//! status-200 protocol body instead (see `protocol::ClientError`).
+//! body `{"error": ..., "message": ...}` (a 413 also `"maxBytes"`, the body limit); what
+//! the client must act on travels as a status-200 protocol body instead (see
+//! `protocol::ClientError`).
 
 use crate::auth::Refusal;
 use crate::engine::pull::PullError;
@@ -106,7 +107,12 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        serde_json::json!({ "error": self.code(), "message": message })
+        let mut body = serde_json::json!({ "error": self.code(), "message": message });
+        // A client that batches (e.g. a splitting pusher) learns the limit from the answer.
+        if let ApiError::PayloadTooLarge { max, .. } = self {
+            body["maxBytes"] = serde_json::json!(max);
+        }
+        body
     }
 }
 

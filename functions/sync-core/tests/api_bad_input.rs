@@ -135,6 +135,15 @@ async fn bad_inputs_get_clear_errors_and_change_nothing() {
         );
     }
 
+    // A 413 says what the limit is, for clients that split their pushes by it.
+    let (_, too_large) = call(&svc, push, s, &huge).await;
+    assert_eq!(too_large["maxBytes"], json!(MAX_BODY_BYTES), "{too_large}");
+    let (_, not_found) = call(&svc, push, Some("nope"), good_push.to_string().as_bytes()).await;
+    assert!(
+        not_found.get("maxBytes").is_none(),
+        "only a 413 has it: {not_found}"
+    );
+
     // Unknown mutators and bad args are processed with no effect: only the LMID moves.
     let body = json!({"pushVersion":1,"clientGroupID":"g","mutations":[
         {"clientID":"c","id":2,"name":"noSuchMutator","args":1},
