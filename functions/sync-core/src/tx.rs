@@ -49,6 +49,8 @@ pub struct Tx<'a> {
     limits: StoreLimits,
     overlay: &'a mut Overlay,
     writes: BTreeMap<String, PendingWrite>,
+    /// The client and ID of the mutation being run, when it runs for a push.
+    mutation: Option<(&'a str, u64)>,
 }
 
 impl<'a> Tx<'a> {
@@ -64,7 +66,25 @@ impl<'a> Tx<'a> {
             limits,
             overlay,
             writes: BTreeMap::new(),
+            mutation: None,
         }
+    }
+
+    /// The same transaction, running mutation `id` of `client_id` (Replicache's
+    /// `tx.clientID` and `tx.mutationID`).
+    pub(crate) fn for_mutation(mut self, client_id: &'a str, id: u64) -> Self {
+        self.mutation = Some((client_id, id));
+        self
+    }
+
+    /// The ID of the client whose mutation this is; `None` outside a push.
+    pub fn client_id(&self) -> Option<&str> {
+        self.mutation.map(|(client, _)| client)
+    }
+
+    /// The ID of the mutation being run; `None` outside a push.
+    pub fn mutation_id(&self) -> Option<u64> {
+        self.mutation.map(|(_, id)| id)
     }
 
     /// The live value of `key`, if any.

@@ -545,7 +545,8 @@ impl<'r, 'a> Attempt<'r, 'a> {
             return Ok(Ran::Failed);
         };
         let store = self.request.store;
-        let mut tx = Tx::new(store, self.request.space, store.limits(), &mut self.overlay);
+        let mut tx = Tx::new(store, self.request.space, store.limits(), &mut self.overlay)
+            .for_mutation(&m.client_id, m.id);
         match mutator.run(&mut tx, &m.args).await {
             Ok(()) => Ok(Ran::Applied(tx.into_writes())),
             Err(MutationError::Store(e)) if e.is_temporary() => Err(PushError::Store(e)),
