@@ -40,6 +40,7 @@ OPERATIONS=(
   "push 20 220 5000"
   "pull-first-10k 1 4 40"
   "pull-first-10k-gzip 1 4 20"
+  "pull-first-10k-sqlite 1 4 20"
   "pull-incremental-1k 20 220 5000"
   "pull-incremental-1k-sqlite 10 60 1000"
   "pull-incremental-10k-sqlite 10 60 1000"

@@ -5,10 +5,14 @@
 #
 #   functions/benchmarks/run.sh            everything (about 15 minutes on 2 cores)
 #   functions/benchmarks/run.sh costs load only the named steps
-#                                          (costs load pokes coldstart engine writers)
+#                                          (costs load pokes coldstart engine writers cost)
 #   functions/benchmarks/run.sh writers    contended writers in separate processes (1, 2, 8,
 #                                          32) on the DynamoDB stand-in and on moto (about
 #                                          2 minutes)
+#   functions/benchmarks/run.sh cost       cost per operation and the Lambda memory sizes,
+#                                          measured on the DynamoDB stand-in under CPU
+#                                          quotas (root, for the cgroup) and priced from
+#                                          prices.json: rewrites COST.md (about 3 minutes)
 #   functions/benchmarks/run.sh instructions
 #                                          the engine's instructions per operation in the
 #                                          release profile (built for size) beside the
@@ -30,7 +34,7 @@ RESULTS=$(mktemp -d)
 STEPS=("$@")
 ALL_STEPS=0
 if [[ ${#STEPS[@]} -eq 0 ]]; then
-  STEPS=(costs load pokes coldstart engine writers)
+  STEPS=(costs load pokes coldstart engine writers cost)
   ALL_STEPS=1
 fi
 
@@ -80,6 +84,8 @@ fi
 if wants load; then
   log "load: local server vs replicache-express"
   "$BIN/loadgen" --seconds 5 --out "$RESULTS/load.md" --out-writers "$RESULTS/writers-local.md"
+  log "load: first pulls of 10k entries, local server vs replicache-express"
+  "$BIN/firstpull" --entries 10000 --clients 8 --seconds 5 --out "$RESULTS/first-pull.md"
 fi
 if wants pokes; then
   log "push latency with poke connections"
@@ -119,6 +125,27 @@ if wants writers; then
   kill "$EMULATOR_PID" 2>/dev/null || true
   "$BIN/writers" --endpoint "$DYNAMODB_ENDPOINT" --seconds 10 --label "moto (moto_bench.py)" \
     --out "$RESULTS/writers-processes-moto.md"
+fi
+
+if wants cost; then
+  log "cost per operation and memory sizing on the DynamoDB stand-in (COST.md)"
+  if [[ -z ${BENCH_SKIP_BUILD:-} ]]; then
+    cargo build --release --locked -p dynamodb-emulator --bin dynamodb-emulator
+  fi
+  EMULATOR_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BIN/dynamodb-emulator" --host 127.0.0.1 --port "$EMULATOR_PORT" >"$RESULTS/cost-emulator.log" 2>&1 &
+  EMULATOR_PID=$!
+  for _ in $(seq 100); do
+    (echo >"/dev/tcp/127.0.0.1/$EMULATOR_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  # Its own results folder: the section goes to COST.md, not BENCHMARKS.md.
+  mkdir -p "$RESULTS/cost"
+  "$BIN/cost" --endpoint "http://127.0.0.1:$EMULATOR_PORT" \
+    --prices functions/benchmarks/prices.json --runs 30 --big-runs 5 --clients 4 \
+    --out "$RESULTS/cost/cost.md" || { kill "$EMULATOR_PID"; exit 1; }
+  kill "$EMULATOR_PID" 2>/dev/null || true
+  python3 "$BENCH/splice.py" "${COST_DOC:-$ROOT/COST.md}" "$RESULTS/cost" ""
 fi
 
 log "writing BENCHMARKS.md"

@@ -36,6 +36,10 @@ const OPERATIONS: &[(&str, &str)] = &[
         "the same, answered gzipped (as to a browser: Accept-Encoding gzip)",
     ),
     (
+        "pull-first-10k-sqlite",
+        "first pull of 10k entries, null cookie (SQLite in memory)",
+    ),
+    (
         "pull-incremental-1k",
         "incremental pull after one change, 1000 entries (memory store)",
     ),
@@ -124,8 +128,13 @@ async fn run(operation: &str, n: u64) {
                 call(&svc, "push", &space, body, false).await;
             }
         }
-        "pull-first-10k" | "pull-first-10k-gzip" => {
-            let (svc, space, _) = seeded(Arc::new(MemoryStore::new()), 10_000).await;
+        "pull-first-10k" | "pull-first-10k-gzip" | "pull-first-10k-sqlite" => {
+            let store = if operation.ends_with("sqlite") {
+                sqlite()
+            } else {
+                Arc::new(MemoryStore::new())
+            };
+            let (svc, space, _) = seeded(store, 10_000).await;
             let body = wire::pull(wire::Protocol::V1, "reader", &Value::Null);
             let gzip = operation.ends_with("gzip");
             started = Instant::now();

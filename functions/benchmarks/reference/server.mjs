@@ -1,7 +1,7 @@
 // The reference server for the load comparison: replicache-express as published, with its
 // default in-memory database (pg-mem: DATABASE_URL unset), on PORT, with the sync
 // tutorial's `increment` mutator written exactly like ours (sync-core's mutators/app.rs):
-// count = (count ?? 0) + delta.
+// count = (count ?? 0) + delta, and `setItem` like ours.
 //
 //   PORT=8081 node server.mjs
 import { register } from "node:module";
@@ -14,6 +14,10 @@ const mutators = {
   async increment(tx, delta) {
     const count = (await tx.get("count")) ?? 0;
     await tx.put("count", count + delta);
+  },
+  // Fills a space for the first-pull benchmark, as our `setItem` does: `item/<key>`.
+  async setItem(tx, { key, value }) {
+    await tx.put(`item/${key}`, value);
   },
 };
 

@@ -9,10 +9,10 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
 use std::sync::Arc;
 use std::time::Duration;
-use sync_core::SyncService;
 use sync_core::cookie::{CookieKeyError, CookieKeys};
 use sync_core::mutators::app;
 use sync_core::poke::{NoPoker, Poker};
+use sync_core::{Registry, SyncService};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,7 +54,7 @@ pub fn sync_service(
     poker: Arc<dyn Poker>,
     auth: AuthMode,
 ) -> Arc<SyncService> {
-    Arc::new(service(client, table, poker, auth))
+    Arc::new(service(client, table, poker, auth, app::registry()))
 }
 
 /// The push function's service: it pokes nobody (its poker is [`NoPoker`]), so the push
@@ -65,7 +65,10 @@ pub fn push_service(
     table: String,
     auth: AuthMode,
 ) -> Arc<SyncService> {
-    sync_service(client, table, Arc::new(NoPoker), auth)
+    // The app's JavaScript mutators (`increment` among them) and the Rust ones, loaded
+    // once per execution environment.
+    let mutators = js_mutators::app::registry_or_panic();
+    Arc::new(service(client, table, Arc::new(NoPoker), auth, mutators))
 }
 
 /// The pull function's service: its cookies are signed with `keys`, the deployment's
@@ -76,7 +79,9 @@ pub fn pull_service(
     keys: CookieKeys,
     auth: AuthMode,
 ) -> Arc<SyncService> {
-    Arc::new(service(client, table, Arc::new(NoPoker), auth).with_cookie_keys(keys))
+    Arc::new(
+        service(client, table, Arc::new(NoPoker), auth, app::registry()).with_cookie_keys(keys),
+    )
 }
 
 fn service(
@@ -84,9 +89,10 @@ fn service(
     table: String,
     poker: Arc<dyn Poker>,
     auth: AuthMode,
+    mutators: Registry,
 ) -> SyncService {
     let store = store_dynamodb::DynamoStore::new(client, table);
-    let service = SyncService::new(Arc::new(store.clone()), Arc::new(app::registry()), poker)
+    let service = SyncService::new(Arc::new(store.clone()), Arc::new(mutators), poker)
         .with_access_policy(auth.access_policy());
     if config::on_lambda() {
         service.with_metrics(Arc::new(

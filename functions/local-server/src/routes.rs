@@ -86,7 +86,8 @@ struct AppState {
 /// The whole app on one router. `hub` receives the pokes of committed pushes and serves
 /// the poke sockets.
 pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Router {
-    let mutators = Arc::new(sync_core::mutators::app::registry());
+    // The app's JavaScript mutators (`increment` among them) and the Rust ones.
+    let mutators = Arc::new(js_mutators::app::registry_or_panic());
     let metrics = hub.metrics();
     let service = Arc::new(
         // The push answers right after its commit; its pokes go out in a task of their own.

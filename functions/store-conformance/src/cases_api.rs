@@ -6,8 +6,11 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use sync_core::api::{ApiRequest, ApiResponse};
+use sync_core::cookie::SignedCookie;
+use sync_core::json_text::JsonText;
 use sync_core::mutators::{MutationError, Mutator, app};
 use sync_core::poke::NoPoker;
+use sync_core::protocol::{PatchOp, PullResponse};
 use sync_core::tx::Tx;
 use sync_core::{Store, SyncService};
 
@@ -233,4 +236,95 @@ pub async fn api_failed_mutations_count_against_commit_limits(store: Arc<dyn Sto
     for i in 1..=97 {
         assert_eq!(state[format!("item/k{i:03}")], json!(i));
     }
+}
+
+/// A pull answers each value exactly as the push stored it, whatever the store: floats
+/// in the text they round-trip as, integers beyond 2^53 whole, negative zero, escapes and
+/// non-ASCII text, object keys in the order the server writes them; and the body is
+/// byte for byte what serializing the values parsed back into trees gives (the answer of
+/// a server that parses each stored value and serializes it again).
+pub async fn api_pull_answers_values_exactly(store: Arc<dyn Store>) {
+    let svc = service(store);
+    let space = create_space(&svc).await;
+    // (key, the value's JSON text as pushed, the text a pull must answer)
+    let values: [(&str, &str, &str); 10] = [
+        ("tenth", "0.1", "0.1"),
+        ("huge", "1e300", "1e+300"),
+        ("max", "1.7976931348623157e308", "1.7976931348623157e+308"),
+        ("negative-zero", "-0.0", "-0.0"),
+        ("beyond-2^53", "123456789012345678", "123456789012345678"),
+        ("negative", "-12345.678e-3", "-12.345678"),
+        ("tiny", "5e-324", "5e-324"),
+        (
+            "text",
+            r#""ключ \u00e9 \ud83d\udd11 \"q\" \\ \/ \n \t \u0000 \u001f \u2028""#,
+            "\"ключ é 🔑 \\\"q\\\" \\\\ / \\n \\t \\u0000 \\u001f \u{2028}\"",
+        ),
+        (
+            "object",
+            r#"{"z":1,"a":{"y":[true,null],"b":2.50},"m":"é"}"#,
+            r#"{"a":{"b":2.5,"y":[true,null]},"m":"é","z":1}"#,
+        ),
+        ("null", "null", "null"),
+    ];
+    let mutations: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (key, pushed, _))| {
+            let args = format!(r#"{{"key":"{key}","value":{pushed}}}"#);
+            raw_mutation("exact", i as u64 + 1, r#""setItem""#, &args)
+        })
+        .collect();
+    let pushed = call(&svc, "push", Some(&space), &raw_push("g-exact", &mutations)).await;
+    assert_eq!(pushed.status, 200);
+
+    let body = json!({"pullVersion":1,"clientGroupID":"g-exact","cookie":null}).to_string();
+    let resp = call(&svc, "pull", Some(&space), body.as_bytes()).await;
+    assert_eq!(resp.status, 200);
+    let text = std::str::from_utf8(&resp.body).expect("UTF-8");
+    for (key, pushed, answered) in &values {
+        let op = format!(r#"{{"op":"put","key":"item/{key}","value":{answered}}}"#);
+        assert!(text.contains(&op), "{key}: {op} not in {text}");
+        // What the push stored: the pushed text parsed, as a store writes it.
+        let stored: Value = serde_json::from_str(pushed).expect("JSON");
+        assert_eq!(serde_json::to_string(&stored).expect("JSON"), *answered);
+    }
+    assert_eq!(
+        text,
+        reserialized(text),
+        "the body as a parse and serialize gives it"
+    );
+}
+
+/// `body` with every value parsed into a tree and serialized again, as a pull answered
+/// before values passed through as text.
+fn reserialized(body: &str) -> String {
+    let parsed: Value = serde_json::from_str(body).expect("a pull response");
+    let patch = parsed["patch"]
+        .as_array()
+        .expect("a patch")
+        .iter()
+        .map(|op| {
+            let key = || op["key"].as_str().expect("a key").to_owned();
+            match op["op"].as_str() {
+                Some("clear") => PatchOp::Clear,
+                Some("put") => PatchOp::Put {
+                    key: key(),
+                    value: JsonText::from_value(&op["value"]),
+                },
+                Some("del") => PatchOp::Del { key: key() },
+                other => panic!("unknown op {other:?}"),
+            }
+        })
+        .collect();
+    let response = PullResponse {
+        cookie: SignedCookie {
+            order: parsed["cookie"]["order"].as_u64().expect("an order"),
+            sig: parsed["cookie"]["sig"].as_str().expect("a sig").to_owned(),
+        },
+        last_mutation_id_changes: serde_json::from_value(parsed["lastMutationIDChanges"].clone())
+            .expect("LMIDs"),
+        patch,
+    };
+    serde_json::to_string(&response).expect("JSON")
 }

@@ -88,9 +88,10 @@ pub fn cookie_of(resp: &PullResponse) -> Cookie {
     }
 }
 
-fn put_value<'a>(resp: &'a PullResponse, key: &str) -> Option<&'a Value> {
+/// The value a response puts at `key`, parsed.
+fn put_value(resp: &PullResponse, key: &str) -> Option<Value> {
     resp.patch.iter().find_map(|op| match op {
-        PatchOp::Put { key: k, value } if k == key => Some(value),
+        PatchOp::Put { key: k, value } if k == key => Some(value.to_value().expect("JSON")),
         _ => None,
     })
 }
@@ -124,7 +125,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
 
     let full = pull_from(store, &space, "g", Cookie::Null).await;
     assert_eq!(full.patch.first(), Some(&PatchOp::Clear));
-    assert_eq!(put_value(&full, "count"), Some(&json!(15)));
+    assert_eq!(put_value(&full, "count"), Some(json!(15)));
     assert_eq!(
         full.last_mutation_id_changes,
         [("c1".into(), 2), ("c2".into(), 1)].into()
@@ -140,7 +141,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
 
     // Another group's pull sees the data but not this group's LMIDs.
     let other = pull_from(store, &space, "h", Cookie::Null).await;
-    assert_eq!(put_value(&other, "count"), Some(&json!(15)));
+    assert_eq!(put_value(&other, "count"), Some(json!(15)));
     assert!(other.last_mutation_id_changes.is_empty());
 
     // Incremental: only what changed, with the new cookie.
@@ -152,7 +153,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
         inc.patch,
         vec![PatchOp::Put {
             key: "count".into(),
-            value: json!(16)
+            value: json!(16).into()
         }]
     );
     assert_eq!(inc.last_mutation_id_changes, [("c2".into(), 2)].into());
@@ -169,7 +170,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
     assert!(outcome.client_state_not_found);
     assert_eq!(outcome.commits, 0);
     let after = pull_from(store, &space, "g", Cookie::Null).await;
-    assert_eq!(put_value(&after, "count"), Some(&json!(16)));
+    assert_eq!(put_value(&after, "count"), Some(json!(16)));
 
     // Deletes reach an incremental pull as `del`.
     let req = push_request(
@@ -185,7 +186,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
     assert!(inc.patch.contains(&PatchOp::Del {
         key: "item/x".into()
     }));
-    assert_eq!(put_value(&inc, "item/y"), Some(&Value::Null));
+    assert_eq!(put_value(&inc, "item/y"), Some(Value::Null));
 }
 
 pub async fn engine_failed_mutation_leaves_no_trace(store: Arc<dyn Store>) {
@@ -209,7 +210,7 @@ pub async fn engine_failed_mutation_leaves_no_trace(store: Arc<dyn Store>) {
     let outcome = push(store, &space, &req).await;
     assert_eq!((outcome.processed, outcome.failed), (5, 3));
     let full = pull_from(store, &space, "g", Cookie::Null).await;
-    assert_eq!(put_value(&full, "count"), Some(&json!(6)));
+    assert_eq!(put_value(&full, "count"), Some(json!(6)));
     assert_eq!(put_value(&full, "item/big"), None);
     assert_eq!(full.last_mutation_id_changes, [("c".into(), 5)].into());
 }
@@ -235,7 +236,7 @@ pub async fn engine_large_push_splits_commits(store: Arc<dyn Store>) {
     );
     let full = pull_from(store, &space, "g", Cookie::Null).await;
     assert_eq!(full.patch.len(), 251);
-    assert_eq!(put_value(&full, "item/k250"), Some(&json!(250)));
+    assert_eq!(put_value(&full, "item/k250"), Some(json!(250)));
     assert_eq!(full.last_mutation_id_changes, [("c".into(), 250)].into());
 
     // Merged writes to one key: 1,000 increments fit one commit.
@@ -246,7 +247,7 @@ pub async fn engine_large_push_splits_commits(store: Arc<dyn Store>) {
     let outcome = push(store, &space, &push_request("g", mutations)).await;
     assert_eq!((outcome.processed, outcome.commits), (1000, 1));
     let full = pull_from(store, &space, "g", Cookie::Null).await;
-    assert_eq!(put_value(&full, "count"), Some(&json!(1000)));
+    assert_eq!(put_value(&full, "count"), Some(json!(1000)));
 }
 
 pub async fn engine_concurrent_pushes(store: Arc<dyn Store>) {
@@ -284,7 +285,7 @@ pub async fn engine_concurrent_pushes(store: Arc<dyn Store>) {
         t.expect("push task");
     }
     let full = pull_from(store.as_ref(), &space, "g3", Cookie::Null).await;
-    assert_eq!(put_value(&full, "count"), Some(&json!(80)));
+    assert_eq!(put_value(&full, "count"), Some(json!(80)));
     assert_eq!(full.last_mutation_id_changes, [("c3".into(), 10)].into());
 }
 
@@ -339,7 +340,7 @@ pub async fn engine_cookies(store: Arc<dyn Store>) {
     // Below the version, unsigned numbers (earlier servers' cookies) stay incremental.
     let legacy = pull_from(store, &space, "g", Cookie::Version(0)).await;
     assert_eq!(legacy.cookie.order, 1);
-    assert_eq!(put_value(&legacy, "count"), Some(&json!(1)));
+    assert_eq!(put_value(&legacy, "count"), Some(json!(1)));
     assert!(!legacy.patch.contains(&PatchOp::Clear));
 
     // A genuine cookie from before a restore.
@@ -359,7 +360,7 @@ pub async fn engine_cookies(store: Arc<dyn Store>) {
         "a reset must carry a cookie above the one sent"
     );
     assert_eq!(reset.patch.first(), Some(&PatchOp::Clear));
-    assert_eq!(put_value(&reset, "count"), Some(&json!(1)));
+    assert_eq!(put_value(&reset, "count"), Some(json!(1)));
     assert_eq!(
         store.space_version(&space).await.expect("version"),
         Some(reset.cookie.order)
@@ -377,7 +378,7 @@ pub async fn engine_cookies(store: Arc<dyn Store>) {
         inc.patch,
         vec![PatchOp::Put {
             key: "count".into(),
-            value: json!(2)
+            value: json!(2).into()
         }]
     );
 }

@@ -4,7 +4,8 @@
 //! test, and every answer is checked against these properties:
 //!
 //! 1. No panic; never a 5xx (every status is 200 or a 4xx); every body is JSON; a non-200
-//!    body is exactly `{"error": <non-empty code>, "message": <non-empty text>}`.
+//!    body is exactly `{"error": <non-empty code>, "message": <non-empty text>}`, and a
+//!    413's also `"maxBytes"`, the body limit.
 //! 2. A rejected request (any non-200, or a 200 `VersionNotSupported`) changes nothing: a
 //!    full pull (cookie `null`) by an observer group, and one by the request's own group,
 //!    give the same JSON before and after. Further: a push changes LMIDs exactly as the
@@ -1487,11 +1488,16 @@ impl Fuzz {
         };
         if resp.status != 200 {
             let nonempty = |f: &str| value[f].as_str().is_some_and(|s| !s.is_empty());
+            // A 413 also says the limit, for clients that split their pushes by it.
+            let limit_is_said = resp.status != 413
+                || value["maxBytes"].as_u64() == Some(sync_core::api::MAX_BODY_BYTES as u64);
+            let fields = 2 + usize::from(resp.status == 413);
             ensure!(
-                value.as_object().is_some_and(|o| o.len() == 2)
+                value.as_object().is_some_and(|o| o.len() == fields)
                     && nonempty("error")
-                    && nonempty("message"),
-                "a {} answer is not {{error, message}}: {}",
+                    && nonempty("message")
+                    && limit_is_said,
+                "a {} answer is not {{error, message}} (and maxBytes for a 413): {}",
                 resp.status,
                 raw()
             );

@@ -52,6 +52,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
         ("api_poison_mutations", |s| {
             Box::pin(api_poison_mutations(s))
         }),
+        ("api_pull_answers_values_exactly", |s| {
+            Box::pin(api_pull_answers_values_exactly(s))
+        }),
         ("access_is_recorded_and_read_back", |s| {
             Box::pin(access_is_recorded_and_read_back(s))
         }),

@@ -15,7 +15,7 @@
 //! Every row the `Query` returns at or below the version is then the row as of that
 //! version: a later commit would have given it a larger version.
 
-use crate::item::{Item, entry_value, get_access, get_head_items, get_n, get_s, n, s};
+use crate::item::{Item, get_access, get_head_items, get_n, get_s, n, s, take_entry_text};
 use crate::schema::{self, space_pk};
 use crate::store::DynamoStore;
 use std::collections::BTreeMap;
@@ -179,7 +179,7 @@ async fn read_once(
             None => return Ok(Read::Overtaken),
         }
     }
-    snapshot_of(unchanged(), items.values(), client_group_id).map(Read::Snapshot)
+    snapshot_of(unchanged(), items.into_values(), client_group_id).map(Read::Snapshot)
 }
 
 /// The entry and client items stamped above `since`, by sort key; `None` when one is
@@ -274,27 +274,28 @@ async fn await_head_items(
 
 /// `snapshot` with what a pull sends of `items`: entries, and the LMIDs of
 /// `client_group_id`'s clients.
-fn snapshot_of<'a>(
+fn snapshot_of(
     mut snapshot: PullSnapshot,
-    items: impl Iterator<Item = &'a Item>,
+    items: impl Iterator<Item = Item>,
     client_group_id: &str,
 ) -> Result<PullSnapshot, StoreError> {
-    for found in items {
-        let sk = get_s(found, schema::SK)?;
+    for mut found in items {
+        let sk = get_s(&found, schema::SK)?;
         if let Some(key) = sk.strip_prefix(schema::ENTRY_PREFIX) {
-            snapshot.entries.push(EntryChange {
-                key: key.to_owned(),
-                value: entry_value(found)?,
-            });
+            let key = key.to_owned();
+            // The value's text moves out of the item as it is, unparsed.
+            let value = take_entry_text(&mut found)?;
+            snapshot.entries.push(EntryChange { key, value });
         } else if let Some(client_id) = sk.strip_prefix(schema::CLIENT_PREFIX) {
             // Another group's LMIDs must never reach this group.
-            if get_s(found, schema::CLIENT_GROUP_ID)? == client_group_id {
-                let lmid = get_n(found, schema::LAST_MUTATION_ID)?;
+            if get_s(&found, schema::CLIENT_GROUP_ID)? == client_group_id {
+                let lmid = get_n(&found, schema::LAST_MUTATION_ID)?;
                 snapshot.client_lmids.push((client_id.to_owned(), lmid));
             }
         }
     }
-    // Items come in sort-key order: entries (`e#`) by key, clients (`c#`) by ID.
+    // Items come in sort-key order (a `BTreeMap` by sort key): entries (`e#`) by key,
+    // clients (`c#`) by ID; the sorts only check that (a sorted run is one pass).
     snapshot.entries.sort_by(|a, b| a.key.cmp(&b.key));
     snapshot.client_lmids.sort();
     Ok(snapshot)

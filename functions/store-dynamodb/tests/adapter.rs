@@ -204,7 +204,7 @@ async fn changes_ranges_deletions_and_groups() {
         vec![
             EntryChange {
                 key: "a".into(),
-                value: Some(json!(1))
+                value: Some(json!(1).into())
             },
             EntryChange {
                 key: "b".into(),
@@ -212,11 +212,11 @@ async fn changes_ranges_deletions_and_groups() {
             },
             EntryChange {
                 key: "c".into(),
-                value: Some(json!(3))
+                value: Some(json!(3).into())
             },
             EntryChange {
                 key: "d".into(),
-                value: Some(Value::Null)
+                value: Some(Value::Null.into())
             },
         ]
     );
@@ -370,7 +370,10 @@ async fn changes_follow_pages_past_one_megabyte() {
     expected.sort();
     assert_eq!(keys, expected);
     for e in &changes.entries {
-        assert_eq!(e.value.as_ref().unwrap()["key"], json!(e.key));
+        assert_eq!(
+            e.value.as_ref().unwrap().to_value().unwrap()["key"],
+            json!(e.key)
+        );
     }
     let queries = f.counter.snapshot()["Query"];
     assert!(
@@ -583,7 +586,7 @@ async fn commits_name_their_items_on_the_space_item() {
         changes.entries,
         vec![EntryChange {
             key: "a".into(),
-            value: Some(json!(2))
+            value: Some(json!(2).into())
         }]
     );
     assert_eq!(
@@ -643,11 +646,11 @@ async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
         vec![
             EntryChange {
                 key: "a".into(),
-                value: Some(json!(2))
+                value: Some(json!(2).into())
             },
             EntryChange {
                 key: "b".into(),
-                value: Some(json!("new"))
+                value: Some(json!("new").into())
             },
         ]
     );

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::auth::{ANONYMOUS, AccessChange, LinkAccess, SpaceAccess};
+use sync_core::json_text::JsonText;
 use sync_core::store::{
     ClientRecord, Commit, CommitOutcome, Created, EntryChange, PullSnapshot, PushSnapshot, Store,
     StoreError, Version,
@@ -414,7 +415,9 @@ impl Store for SqliteStore {
                         None
                     } else {
                         let text: Option<String> = row.get(1)?;
-                        Some(parse_value(&text.ok_or(SqliteError::MissingValue)?)?)
+                        let text = text.ok_or(SqliteError::MissingValue)?;
+                        // As stored: a pull passes the text through, unparsed.
+                        Some(JsonText::from_stored(text).map_err(SqliteError::DecodeValue)?)
                     };
                     entries.push(EntryChange { key, value });
                 }

@@ -13,6 +13,7 @@ pub mod cookie;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod json_text;
 pub mod memory_store;
 pub mod metrics;
 pub mod mutators;

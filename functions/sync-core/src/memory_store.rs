@@ -3,6 +3,7 @@
 
 use crate::auth::{ANONYMOUS, AccessChange, SpaceAccess};
 use crate::ids::SpaceId;
+use crate::json_text::JsonText;
 use crate::store::{
     ClientRecord, Commit, CommitOutcome, Created, EntryChange, PullSnapshot, PushSnapshot, Store,
     StoreError, Version,
@@ -14,6 +15,8 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 struct Entry {
     value: Option<Value>,
+    /// `value` as the JSON text a persistent store holds: what a pull answers, as is.
+    text: Option<JsonText>,
     version: Version,
 }
 
@@ -166,6 +169,7 @@ impl Store for MemoryStore {
                     key.clone(),
                     Entry {
                         value: value.clone(),
+                        text: value.as_ref().map(JsonText::from_value),
                         version: v,
                     },
                 );
@@ -206,7 +210,7 @@ impl Store for MemoryStore {
                     .filter(|(_, e)| e.version > since)
                     .map(|(k, e)| EntryChange {
                         key: k.clone(),
-                        value: e.value.clone(),
+                        value: e.text.clone(),
                     })
                     .collect(),
                 client_lmids,

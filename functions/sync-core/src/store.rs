@@ -9,6 +9,7 @@
 
 use crate::auth::{AccessChange, SpaceAccess};
 use crate::ids::SpaceId;
+use crate::json_text::JsonText;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -133,8 +134,8 @@ pub enum CommitOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryChange {
     pub key: String,
-    /// `None` when the entry was deleted.
-    pub value: Option<Value>,
+    /// The stored text; `None` when the entry was deleted.
+    pub value: Option<JsonText>,
 }
 
 /// What a pull answers from: a space's version and, as of exactly that version, every

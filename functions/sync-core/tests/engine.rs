@@ -53,7 +53,7 @@ fn registry() -> Registry {
 
 fn put_value(patch: &[PatchOp], key: &str) -> Option<Value> {
     patch.iter().find_map(|op| match op {
-        PatchOp::Put { key: k, value } if k == key => Some(value.clone()),
+        PatchOp::Put { key: k, value } if k == key => Some(value.to_value().unwrap()),
         _ => None,
     })
 }

@@ -65,11 +65,61 @@ impl Registry {
         self
     }
 
+    /// This registry with every mutator of `fallback` whose name it lacks: a mutator of
+    /// `self` wins over one of `fallback` under the same name.
+    pub fn or_else(mut self, fallback: Registry) -> Self {
+        for (name, mutator) in fallback.mutators {
+            self.mutators.entry(name).or_insert(mutator);
+        }
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&dyn Mutator> {
         self.mutators.get(name).map(|m| m.as_ref())
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.mutators.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    #[async_trait::async_trait]
+    impl Mutator for Named {
+        async fn run(&self, _tx: &mut Tx<'_>, _args: &Value) -> Result<(), MutationError> {
+            Err(MutationError::Rejected(self.0.to_owned()))
+        }
+    }
+
+    /// What `name` does in `registry`: the test mutators say who they are.
+    async fn which(registry: &Registry, name: &str) -> Option<String> {
+        let store = crate::memory_store::MemoryStore::new();
+        let space = crate::SpaceId::parse("s").expect("a space id");
+        let mut overlay = crate::tx::Overlay::default();
+        let mut tx = Tx::new(&store, &space, crate::Store::limits(&store), &mut overlay);
+        match registry.get(name)?.run(&mut tx, &Value::Null).await {
+            Err(MutationError::Rejected(who)) => Some(who),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn or_else_keeps_own_mutators_and_adds_the_others() {
+        let own = Registry::new().with("a", Named("own a"));
+        let fallback = Registry::new()
+            .with("a", Named("fallback a"))
+            .with("b", Named("fallback b"));
+        let merged = own.or_else(fallback);
+        let mut names: Vec<_> = merged.names().collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(which(&merged, "a").await.as_deref(), Some("own a"));
+        assert_eq!(which(&merged, "b").await.as_deref(), Some("fallback b"));
+        assert!(merged.get("c").is_none());
     }
 }
