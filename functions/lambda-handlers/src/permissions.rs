@@ -27,6 +27,7 @@ pub const LOCAL_ONLY_ENV: &[&str] = &[
     config::SECRETS_MANAGER_ENDPOINT,
     config::COOKIE_SECRET,
     config::JWKS_URL,
+    config::S3_ENDPOINT,
 ];
 
 /// The needs of one binary of `src/bin/`.
@@ -50,6 +51,12 @@ pub struct FunctionNeeds {
     /// Lambda's event source mapping reads the stream with the function's role and hands
     /// the records to the function.
     pub stream_actions: &'static [&'static str],
+    /// IAM actions on the objects of the answer bucket (the stack's `AWS::S3::Bucket`,
+    /// `<bucket ARN>/*`) that its code sends.
+    pub answer_actions: &'static [&'static str],
+    /// IAM actions on the same objects that the code never sends: whoever holds a URL the
+    /// function presigned uses them, and S3 authorizes them against the function's role.
+    pub presigned_actions: &'static [&'static str],
 }
 
 pub const SPACES: FunctionNeeds = FunctionNeeds {
@@ -68,6 +75,8 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
+    presigned_actions: &[],
 };
 
 pub const PUSH: FunctionNeeds = FunctionNeeds {
@@ -88,6 +97,8 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
+    presigned_actions: &[],
 };
 
 /// The poke function ([`crate::poke_stream`]): the table's stream, filtered to changes of
@@ -110,6 +121,8 @@ pub const POKE: FunctionNeeds = FunctionNeeds {
         "dynamodb:GetShardIterator",
         "dynamodb:ListStreams",
     ],
+    answer_actions: &[],
+    presigned_actions: &[],
 };
 
 pub const PULL: FunctionNeeds = FunctionNeeds {
@@ -119,6 +132,7 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
         RUST_LOG,
         config::AUTH_MODE,
         config::COOKIE_SECRET_ARN,
+        config::ANSWER_BUCKET,
     ],
     // The space item (version, access) with the group's item (its owner) in one
     // BatchGetItem, the changes (Query on the version index), and moving the version past
@@ -130,6 +144,10 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
     // The cookie keys, once per cold start.
     secret_actions: &["secretsmanager:GetSecretValue"],
     stream_actions: &[],
+    // An answer over Lambda's response limit, stored (PutObject); the client fetches it
+    // with a URL presigned by the function's role (GetObject).
+    answer_actions: &["s3:PutObject"],
+    presigned_actions: &["s3:GetObject"],
 };
 
 pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
@@ -152,6 +170,8 @@ pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
+    presigned_actions: &[],
 };
 
 pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
@@ -164,6 +184,8 @@ pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
+    presigned_actions: &[],
 };
 
 /// The WebSocket `$connect` authorizer (the `jwt` auth mode only): it verifies tokens
@@ -178,6 +200,8 @@ pub const WS_AUTHORIZER: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
+    presigned_actions: &[],
 };
 
 /// Every binary of `src/bin/`.
