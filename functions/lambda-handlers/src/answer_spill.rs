@@ -7,14 +7,9 @@ use std::sync::Arc;
 use sync_core::api::ApiResponse;
 use sync_core::spill::{Delivery, Oversize};
 
-/// Lambda's documented limit of a buffered (synchronous) response: 6 MB, of the whole
-/// JSON document the function returns to the runtime (the API Gateway envelope, with a
-/// binary body in base64).
-pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
 /// Answers larger than this, encoded as Lambda sends them ([`encoded_len`]), are
-/// redirected: the documented limit less 256 KiB (4 %), which covers the envelope's
-/// headers many times over and leaves room should the runtime count differently.
-pub const DEFAULT_LIMIT: usize = LAMBDA_RESPONSE_LIMIT - 256 * 1024;
+/// redirected (see [`sync_core::spill::DEFAULT_LIMIT`] for the margin).
+pub const DEFAULT_LIMIT: usize = sync_core::spill::DEFAULT_LIMIT;
 /// The API Gateway response envelope around the body (status, headers, flags), rounded
 /// up generously: its few headers take about 200 bytes.
 const ENVELOPE_BYTES: usize = 1024;

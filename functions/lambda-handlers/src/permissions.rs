@@ -52,11 +52,9 @@ pub struct FunctionNeeds {
     /// the records to the function.
     pub stream_actions: &'static [&'static str],
     /// IAM actions on the objects of the answer bucket (the stack's `AWS::S3::Bucket`,
-    /// `<bucket ARN>/*`) that its code sends.
+    /// `<bucket ARN>/*`): the requests its code sends or presigns (S3 authorizes a
+    /// presigned URL's request against the role that signed it).
     pub answer_actions: &'static [&'static str],
-    /// IAM actions on the same objects that the code never sends: whoever holds a URL the
-    /// function presigned uses them, and S3 authorizes them against the function's role.
-    pub presigned_actions: &'static [&'static str],
 }
 
 pub const SPACES: FunctionNeeds = FunctionNeeds {
@@ -76,7 +74,6 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
     secret_actions: &[],
     stream_actions: &[],
     answer_actions: &[],
-    presigned_actions: &[],
 };
 
 pub const PUSH: FunctionNeeds = FunctionNeeds {
@@ -98,7 +95,6 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
     secret_actions: &[],
     stream_actions: &[],
     answer_actions: &[],
-    presigned_actions: &[],
 };
 
 /// The poke function ([`crate::poke_stream`]): the table's stream, filtered to changes of
@@ -122,7 +118,6 @@ pub const POKE: FunctionNeeds = FunctionNeeds {
         "dynamodb:ListStreams",
     ],
     answer_actions: &[],
-    presigned_actions: &[],
 };
 
 pub const PULL: FunctionNeeds = FunctionNeeds {
@@ -146,8 +141,7 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
     stream_actions: &[],
     // An answer over Lambda's response limit, stored (PutObject); the client fetches it
     // with a URL presigned by the function's role (GetObject).
-    answer_actions: &["s3:PutObject"],
-    presigned_actions: &["s3:GetObject"],
+    answer_actions: &["s3:GetObject", "s3:PutObject"],
 };
 
 pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
@@ -171,7 +165,6 @@ pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
     secret_actions: &[],
     stream_actions: &[],
     answer_actions: &[],
-    presigned_actions: &[],
 };
 
 pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
@@ -185,7 +178,6 @@ pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
     secret_actions: &[],
     stream_actions: &[],
     answer_actions: &[],
-    presigned_actions: &[],
 };
 
 /// The WebSocket `$connect` authorizer (the `jwt` auth mode only): it verifies tokens
@@ -201,7 +193,6 @@ pub const WS_AUTHORIZER: FunctionNeeds = FunctionNeeds {
     secret_actions: &[],
     stream_actions: &[],
     answer_actions: &[],
-    presigned_actions: &[],
 };
 
 /// Every binary of `src/bin/`.

@@ -107,20 +107,15 @@ fn declared_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
     grants.extend(scoped(needs.secret_actions, Scope::Secret));
     grants.extend(scoped(needs.stream_actions, Scope::Stream));
     grants.extend(scoped(needs.answer_actions, Scope::AnswerObjects));
-    grants.extend(scoped(needs.presigned_actions, Scope::AnswerObjects));
     grants
 }
 
 /// The declared grants that the function's own code needs: all but the stream's, which
-/// Lambda's event source mapping uses, and the presigned URLs', which their holders use.
+/// Lambda's event source mapping uses.
 fn code_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
     declared_grants(needs)
         .into_iter()
-        .filter(|(action, scope)| {
-            *scope != Scope::Stream
-                && !(*scope == Scope::AnswerObjects
-                    && needs.presigned_actions.contains(&action.as_str()))
-        })
+        .filter(|(_, scope)| *scope != Scope::Stream)
         .collect()
 }
 
@@ -1150,7 +1145,7 @@ fn answer_bucket_is_private_encrypted_short_lived_and_readable_by_url() {
     }
     let writing: Vec<&str> = permissions::FUNCTIONS
         .iter()
-        .filter(|f| !f.answer_actions.is_empty() || !f.presigned_actions.is_empty())
+        .filter(|f| !f.answer_actions.is_empty())
         .map(|f| f.binary)
         .collect();
     assert_eq!(writing, ["pull"]);

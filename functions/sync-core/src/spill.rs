@@ -55,6 +55,15 @@ pub enum Delivery {
     },
 }
 
+/// Lambda's documented limit of a buffered (synchronous) response: 6 MB, of the whole
+/// JSON document a function returns to the runtime (the API Gateway envelope, with a
+/// binary body in base64).
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+/// The default limit of an answer's encoded size: [`LAMBDA_RESPONSE_LIMIT`] less 256 KiB
+/// (4 %), which covers the envelope's headers many times over and leaves room should the
+/// runtime count differently.
+pub const DEFAULT_LIMIT: usize = LAMBDA_RESPONSE_LIMIT - 256 * 1024;
+
 /// The HTTP status of a redirected answer.
 pub const SEE_OTHER: u16 = 303;
 /// The error code of an answer that was too large and could not be stored (503: the

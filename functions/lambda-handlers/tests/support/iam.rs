@@ -52,7 +52,8 @@ impl IamRecorder {
     }
 
     /// The IAM action of one S3 object request (path-style: `/<bucket>/<key>`), named
-    /// after the operation (PutObject, GetObject: IAM's names are the API's).
+    /// after the operation (PutObject, GetObject: IAM's names are the API's). A presigned
+    /// request passes here too when it is signed, though it is sent by whoever holds it.
     fn record_s3(&self, operation: &str, uri: &str) {
         let path = uri.split_once("://").map_or(uri, |(_, rest)| {
             rest.split_once('/').map_or("", |(_, path)| path)
