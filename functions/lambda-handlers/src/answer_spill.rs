@@ -61,9 +61,10 @@ pub fn to_lambda(delivery: Delivery) -> Response<Body> {
             match header::HeaderValue::from_str(&location) {
                 Ok(value) => {
                     lambda.headers_mut().insert(header::LOCATION, value);
-                    lambda
-                        .headers_mut()
-                        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+                    lambda.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        header::HeaderValue::from_static("no-store"),
+                    );
                     lambda
                 }
                 Err(_) => {

@@ -91,9 +91,12 @@ impl Fixture {
         let client = dynamo.client().await;
         let table = dynamo.fresh_table(&client, tag).await;
         let bucket = format!("answers-{table}").to_ascii_lowercase();
-        spill_s3::prepare_local_bucket(&spill_s3::client_for(Some(dynamo.endpoint())).await, &bucket)
-            .await
-            .expect("the answer bucket in moto");
+        spill_s3::prepare_local_bucket(
+            &spill_s3::client_for(Some(dynamo.endpoint())).await,
+            &bucket,
+        )
+        .await
+        .expect("the answer bucket in moto");
         let keys = CookieKeys::from_secret_text(&CookieKeys::generate_secret_text()).unwrap();
         let service = bootstrap::sync_service(
             client.clone(),
@@ -202,12 +205,20 @@ async fn get(url: &str) -> (u16, header::HeaderMap, Vec<u8>) {
     let resp = client.request(req).await.expect("GET the presigned URL");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
 
 async fn check_redirected(fx: &Fixture, gzip: bool) {
-    let direct = fx.pull(&fx.pull_function(None, &fx.bucket).await, gzip).await;
+    let direct = fx
+        .pull(&fx.pull_function(None, &fx.bucket).await, gzip)
+        .await;
     assert_eq!(direct.status(), 200);
     let expected = decoded(&direct);
     assert_eq!(expected["patch"].as_array().unwrap().len(), 1 + 60);
@@ -217,18 +228,26 @@ async fn check_redirected(fx: &Fixture, gzip: bool) {
     let resp = fx.pull(&f, gzip).await;
     assert_eq!(resp.status(), 303, "{}", decoded(&resp));
     assert_eq!(decoded(&resp)["redirect"], "SeeOther");
-    let location = resp.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let location = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
         location.starts_with(&format!("{}/{}/answers/", fx.dynamo.endpoint(), fx.bucket)),
         "{location}"
     );
-    assert!(location.contains("X-Amz-Signature="), "presigned: {location}");
+    assert!(
+        location.contains("X-Amz-Signature="),
+        "presigned: {location}"
+    );
     assert!(location.contains("X-Amz-Expires=300"), "{location}");
     let (status, headers, body) = get(&location).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(
-        headers.get(header::CONTENT_ENCODING).is_some_and(|v| v == "gzip"),
+        headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v == "gzip"),
         gzip,
         "stored with Content-Encoding gzip exactly when gzipped"
     );

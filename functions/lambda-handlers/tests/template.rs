@@ -23,6 +23,7 @@ use lambda_handlers::websocket::{self, WebSocketRoutes};
 use lambda_handlers::{HttpFunction, bootstrap, config};
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
+use spill_s3::S3Spill;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use store_dynamodb::{DynamoStore, RequestCounter, schema};
@@ -32,10 +33,9 @@ use support::template::{
     sub_of, workspace_root,
 };
 use support::{http_event, http_event_as, ws_connect_as, ws_event};
-use spill_s3::S3Spill;
 use sync_core::cookie::CookieKeys;
-use sync_core::spill::Oversize;
 use sync_core::poke::NoPoker;
+use sync_core::spill::Oversize;
 use sync_core::{Route, SpaceId, Store};
 use test_support::LocalDynamo;
 
@@ -1440,9 +1440,12 @@ async fn declared_actions_match_the_requests_sent() {
             .to_owned();
     let keys = CookieKeys::from_secret_text(&secret_text).unwrap();
     let bucket = format!("answers-{table}").to_ascii_lowercase();
-    spill_s3::prepare_local_bucket(&spill_s3::client_for(Some(dynamo.endpoint())).await, &bucket)
-        .await
-        .expect("the answer bucket in moto");
+    spill_s3::prepare_local_bucket(
+        &spill_s3::client_for(Some(dynamo.endpoint())).await,
+        &bucket,
+    )
+    .await
+    .expect("the answer bucket in moto");
     let pull_fn = Observer::with_secret(&table, &secret_arn).with_bucket(&bucket);
     let loaded =
         bootstrap::cookie_keys_from_secret(&pull_fn.secrets(dynamo.endpoint()), &secret_arn)

@@ -355,7 +355,10 @@ mod tests {
         ])
         .unwrap();
         let answers = c.answers.unwrap();
-        assert_eq!((answers.endpoint.as_str(), answers.limit), ("http://127.0.0.1:6000", 1000));
+        assert_eq!(
+            (answers.endpoint.as_str(), answers.limit),
+            ("http://127.0.0.1:6000", 1000)
+        );
     }
 
     #[test]

@@ -94,9 +94,7 @@ impl AnswerSpill for S3Spill {
 }
 
 /// An SDK error in a few words: the service's code and message, or the failure's chain.
-fn describe<E, R>(
-    e: &SdkError<E, R>,
-) -> String
+fn describe<E, R>(e: &SdkError<E, R>) -> String
 where
     E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,

@@ -77,6 +77,14 @@ pub struct Oversize {
     limit: usize,
 }
 
+impl std::fmt::Debug for Oversize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oversize")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Oversize {
     pub fn new(spill: Arc<dyn AnswerSpill>, limit: usize) -> Self {
         Self { spill, limit }
@@ -194,10 +202,7 @@ mod tests {
         assert_eq!(location, "https://example.test/a");
         assert_eq!(response.status, 303);
         assert_eq!(response.json_body().unwrap()["redirect"], "SeeOther");
-        assert_eq!(
-            *spill.put.lock().unwrap(),
-            [(vec![b' '; 90], Some("gzip"))]
-        );
+        assert_eq!(*spill.put.lock().unwrap(), [(vec![b' '; 90], Some("gzip"))]);
     }
 
     #[tokio::test]
