@@ -169,7 +169,8 @@ impl HttpFunction {
         match &self.oversize {
             Some(oversize) => {
                 let encoded_len = crate::answer_spill::encoded_len(&response);
-                crate::answer_spill::to_lambda(oversize.deliver(response, encoded_len).await)
+                let delivery = oversize.deliver_by(response, encoded_len, deadline).await;
+                crate::answer_spill::to_lambda(delivery)
             }
             None => to_lambda_response(response),
         }

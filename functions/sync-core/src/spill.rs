@@ -14,7 +14,7 @@ use crate::api::ApiResponse;
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where an oversized answer was put: a URL that anyone holding it may `GET` until it
 /// expires (the URL is the capability: unguessable, short-lived).
@@ -98,16 +98,31 @@ impl Oversize {
     /// it) is within the limit; otherwise stored and redirected to, or, when it cannot
     /// be stored, a JSON 503.
     pub async fn deliver(&self, response: ApiResponse, encoded_len: usize) -> Delivery {
+        self.deliver_by(response, encoded_len, None).await
+    }
+
+    /// [`Oversize::deliver`], storing the answer by `deadline` when there is one (a store
+    /// that takes longer is a failure to store: 503, retry), so that the transport still
+    /// answers before it is cut off.
+    pub async fn deliver_by(
+        &self,
+        response: ApiResponse,
+        encoded_len: usize,
+        deadline: Option<Instant>,
+    ) -> Delivery {
         if encoded_len <= self.limit {
             return Delivery::Direct(response);
         }
         let bytes = response.body.len();
         let encoding = response.gzipped.then_some("gzip");
-        match self
-            .spill
-            .put(response.body, "application/json", encoding)
-            .await
-        {
+        let put = self.spill.put(response.body, "application/json", encoding);
+        let stored = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), put)
+                .await
+                .unwrap_or_else(|_| Err(SpillError("not stored by the deadline".into()))),
+            None => put.await,
+        };
+        match stored {
             Ok(at) => {
                 tracing::info!(
                     bytes,
@@ -203,6 +218,33 @@ mod tests {
         assert_eq!(response.status, 303);
         assert_eq!(response.json_body().unwrap()["redirect"], "SeeOther");
         assert_eq!(*spill.put.lock().unwrap(), [(vec![b' '; 90], Some("gzip"))]);
+    }
+
+    struct Stuck;
+
+    #[async_trait]
+    impl AnswerSpill for Stuck {
+        async fn put(
+            &self,
+            _: Vec<u8>,
+            _: &'static str,
+            _: Option<&'static str>,
+        ) -> Result<SpilledAt, SpillError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_past_the_deadline_is_a_503() {
+        let oversize = Oversize::new(Arc::new(Stuck), 1);
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let Delivery::Direct(r) = oversize
+            .deliver_by(response(10, false), 10, Some(deadline))
+            .await
+        else {
+            panic!("redirected");
+        };
+        assert_eq!(r.status, 503);
     }
 
     #[tokio::test]
