@@ -44,5 +44,6 @@ step "unit and browser tests"
 mkdir -p test-artifacts
 node --test --test-concurrency=1 \
   tests/poke.test.mjs tests/config.test.mjs tests/auth.test.mjs tests/pusher.test.mjs \
-  tests/server-poke.test.mjs tests/browser.test.mjs tests/browser-auth.test.mjs
+  tests/server-poke.test.mjs tests/browser.test.mjs tests/browser-auth.test.mjs \
+  tests/browser-large-pull.test.mjs
 echo "screenshots: $client_dir/test-artifacts/"

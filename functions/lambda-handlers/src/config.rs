@@ -42,6 +42,12 @@ pub const SECRETS_MANAGER_ENDPOINT: &str = "SECRETS_MANAGER_ENDPOINT";
 /// run without [`COOKIE_SECRET_ARN`]. Never set in AWS: a deployment reads the secret.
 pub const COOKIE_SECRET: &str = "COOKIE_SECRET";
 
+/// The S3 bucket where the pull function puts answers too large for Lambda's response
+/// (see [`crate::answer_spill`]).
+pub const ANSWER_BUCKET: &str = "ANSWER_BUCKET";
+/// Optional, local runs only: an S3-compatible endpoint (moto) for [`ANSWER_BUCKET`].
+pub const S3_ENDPOINT: &str = "S3_ENDPOINT";
+
 /// The auth mode of the HTTP functions and `$connect`: `none` (the default: every request
 /// anonymous) or `jwt` (API Gateway's authorizers verify a JWT; see [`crate::auth`]).
 pub const AUTH_MODE: &str = "AUTH_MODE";

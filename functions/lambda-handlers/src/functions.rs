@@ -169,7 +169,12 @@ pub async fn start(
             let keys = bootstrap::cookie_keys().await?;
             let (client, table) = bootstrap::dynamo().await?;
             let service = bootstrap::pull_service(client, table, keys, auth);
-            Ready::Http(HttpFunction::new(service, PULL_ROUTES).with_auth(auth))
+            let oversize = crate::answer_spill::from_env().await;
+            Ready::Http(
+                HttpFunction::new(service, PULL_ROUTES)
+                    .with_auth(auth)
+                    .with_oversize(oversize),
+            )
         }
         Function::Poke => {
             let (client, table) = bootstrap::dynamo().await?;

@@ -9,6 +9,7 @@ use sync_core::SyncService;
 use sync_core::api::{ApiRequest, ApiResponse, Route};
 use sync_core::auth::ANONYMOUS;
 use sync_core::error::ApiError;
+use sync_core::spill::Oversize;
 
 /// Time kept back from the invocation's deadline. Lambda ends an invocation at its deadline
 /// (the function's `Timeout`) without a response: the work in flight is cut wherever it
@@ -80,6 +81,8 @@ pub struct HttpFunction {
     service: Arc<SyncService>,
     routes: &'static [Route],
     auth: AuthMode,
+    /// Where answers too large for Lambda's response go ([`crate::answer_spill`]).
+    oversize: Option<Oversize>,
 }
 
 impl HttpFunction {
@@ -89,7 +92,15 @@ impl HttpFunction {
             service,
             routes,
             auth: AuthMode::None,
+            oversize: None,
         }
+    }
+
+    /// The same function, redirecting answers over `oversize`'s limit to their stored
+    /// copy (`None`: every answer direct).
+    pub fn with_oversize(mut self, oversize: Option<Oversize>) -> Self {
+        self.oversize = oversize;
+        self
     }
 
     /// The same function in auth mode `auth`. The service should decide with the
@@ -158,11 +169,18 @@ impl HttpFunction {
                 self.service.refuse(request, &refused)
             }
         };
-        to_lambda_response(response)
+        match &self.oversize {
+            Some(oversize) => {
+                let encoded_len = crate::answer_spill::encoded_len(&response);
+                let delivery = oversize.deliver_by(response, encoded_len, deadline).await;
+                crate::answer_spill::to_lambda(delivery)
+            }
+            None => to_lambda_response(response),
+        }
     }
 }
 
-fn to_lambda_response(response: ApiResponse) -> Response<Body> {
+pub(crate) fn to_lambda_response(response: ApiResponse) -> Response<Body> {
     let mut builder = Response::builder()
         .status(response.status)
         .header(header::CONTENT_TYPE, "application/json");

@@ -2,6 +2,7 @@
 //! translation between API Gateway events and `sync_core`'s transport-free API. Each
 //! binary under `src/bin/` is one call of [`functions::main`].
 
+pub mod answer_spill;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;

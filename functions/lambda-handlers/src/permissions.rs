@@ -27,6 +27,7 @@ pub const LOCAL_ONLY_ENV: &[&str] = &[
     config::SECRETS_MANAGER_ENDPOINT,
     config::COOKIE_SECRET,
     config::JWKS_URL,
+    config::S3_ENDPOINT,
 ];
 
 /// The needs of one binary of `src/bin/`.
@@ -50,6 +51,10 @@ pub struct FunctionNeeds {
     /// Lambda's event source mapping reads the stream with the function's role and hands
     /// the records to the function.
     pub stream_actions: &'static [&'static str],
+    /// IAM actions on the objects of the answer bucket (the stack's `AWS::S3::Bucket`,
+    /// `<bucket ARN>/*`): the requests its code sends or presigns (S3 authorizes a
+    /// presigned URL's request against the role that signed it).
+    pub answer_actions: &'static [&'static str],
 }
 
 pub const SPACES: FunctionNeeds = FunctionNeeds {
@@ -68,6 +73,7 @@ pub const SPACES: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
 };
 
 pub const PUSH: FunctionNeeds = FunctionNeeds {
@@ -88,6 +94,7 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
 };
 
 /// The poke function ([`crate::poke_stream`]): the table's stream, filtered to changes of
@@ -110,6 +117,7 @@ pub const POKE: FunctionNeeds = FunctionNeeds {
         "dynamodb:GetShardIterator",
         "dynamodb:ListStreams",
     ],
+    answer_actions: &[],
 };
 
 pub const PULL: FunctionNeeds = FunctionNeeds {
@@ -119,6 +127,7 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
         RUST_LOG,
         config::AUTH_MODE,
         config::COOKIE_SECRET_ARN,
+        config::ANSWER_BUCKET,
     ],
     // The space item (version, access) with the group's item (its owner) in one
     // BatchGetItem, the changes (Query on the version index), and moving the version past
@@ -130,6 +139,9 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
     // The cookie keys, once per cold start.
     secret_actions: &["secretsmanager:GetSecretValue"],
     stream_actions: &[],
+    // An answer over Lambda's response limit, stored (PutObject); the client fetches it
+    // with a URL presigned by the function's role (GetObject).
+    answer_actions: &["s3:GetObject", "s3:PutObject"],
 };
 
 pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
@@ -152,6 +164,7 @@ pub const WS_CONNECT: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
 };
 
 pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
@@ -164,6 +177,7 @@ pub const WS_DISCONNECT: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
 };
 
 /// The WebSocket `$connect` authorizer (the `jwt` auth mode only): it verifies tokens
@@ -178,6 +192,7 @@ pub const WS_AUTHORIZER: FunctionNeeds = FunctionNeeds {
     connection_actions: &[],
     secret_actions: &[],
     stream_actions: &[],
+    answer_actions: &[],
 };
 
 /// Every binary of `src/bin/`.

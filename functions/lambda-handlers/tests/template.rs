@@ -23,6 +23,7 @@ use lambda_handlers::websocket::{self, WebSocketRoutes};
 use lambda_handlers::{HttpFunction, bootstrap, config};
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
+use spill_s3::S3Spill;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use store_dynamodb::{DynamoStore, RequestCounter, schema};
@@ -34,6 +35,7 @@ use support::template::{
 use support::{http_event, http_event_as, ws_connect_as, ws_event};
 use sync_core::cookie::CookieKeys;
 use sync_core::poke::NoPoker;
+use sync_core::spill::Oversize;
 use sync_core::{Route, SpaceId, Store};
 use test_support::LocalDynamo;
 
@@ -104,6 +106,7 @@ fn declared_grants(needs: &FunctionNeeds) -> BTreeSet<Grant> {
     grants.extend(scoped(needs.connection_actions, Scope::Connections));
     grants.extend(scoped(needs.secret_actions, Scope::Secret));
     grants.extend(scoped(needs.stream_actions, Scope::Stream));
+    grants.extend(scoped(needs.answer_actions, Scope::AnswerObjects));
     grants
 }
 
@@ -279,6 +282,8 @@ fn cold_start_env(dynamo: &LocalDynamo, table: &str, mode: &str) -> BTreeMap<Str
         (config::JWT_ISSUER, "https://issuer.test"),
         (config::JWT_AUDIENCE, "app"),
         (config::JWKS_URL, "http://127.0.0.1:9/jwks.json"),
+        (config::ANSWER_BUCKET, "answers"),
+        (config::S3_ENDPOINT, dynamo.endpoint()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -378,6 +383,7 @@ fn environment_is_what_each_binary_reads() {
 fn check_environment(mode: &str, t: &Template) {
     let table = t.only_id_of_type("AWS::DynamoDB::Table");
     let secret = t.cookie_secret();
+    let bucket = t.answer_bucket();
     let api = t.websocket_api();
     let stage = t.websocket_stage();
     for f in t.functions() {
@@ -408,6 +414,9 @@ fn check_environment(mode: &str, t: &Template) {
                 // The ARN (a secret's Ref), never the value.
                 config::COOKIE_SECRET_ARN => {
                     assert_eq!(ref_of(value), Some(secret.as_str()), "{}", f.id)
+                }
+                config::ANSWER_BUCKET => {
+                    assert_eq!(ref_of(value), Some(bucket.as_str()), "{}", f.id)
                 }
                 config::WEBSOCKET_ENDPOINT => assert_eq!(
                     sub_of(value),
@@ -1087,6 +1096,62 @@ fn cookie_secret_is_generated_and_retained() {
 }
 
 #[test]
+fn answer_bucket_is_private_encrypted_short_lived_and_readable_by_url() {
+    let t = Template::load();
+    let id = t.answer_bucket();
+    let p = &t.resource(&id)["Properties"];
+    let block = &p["PublicAccessBlockConfiguration"];
+    for key in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[key].as_bool(), Some(true), "{id}: {key}");
+    }
+    let sse = &p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert!(
+        sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            .as_str()
+            .is_some(),
+        "{id}: SSE"
+    );
+    let rules = p["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .expect("lifecycle rules");
+    assert!(
+        rules.iter().any(|r| r["Status"].as_str() == Some("Enabled")
+            && r["ExpirationInDays"].as_i64() == Some(i64::from(spill_s3::EXPIRY_DAYS))
+            && r["Prefix"].is_null()
+            && r["Filter"].is_null()),
+        "{id}: every object expires after a day"
+    );
+    // Browsers fetch the redirected pull from any origin, with the client's headers.
+    let cors = p["CorsConfiguration"]["CorsRules"]
+        .as_sequence()
+        .expect("CORS rules");
+    assert_eq!(cors.len(), 1);
+    assert_eq!(strings(&cors[0]["AllowedMethods"]), ["GET"]);
+    assert_eq!(strings(&cors[0]["AllowedOrigins"]), ["*"]);
+    assert_eq!(strings(&cors[0]["AllowedHeaders"]), ["*"]);
+    // Only the pull function gets the bucket, by its Ref (the name).
+    for f in t.functions() {
+        let bucket = f.env().get(config::ANSWER_BUCKET).cloned();
+        if f.binary == permissions::PULL.binary {
+            assert_eq!(ref_of(bucket.as_ref().unwrap()), Some(id.as_str()));
+        } else {
+            assert!(bucket.is_none(), "{}: the answer bucket", f.id);
+        }
+    }
+    let writing: Vec<&str> = permissions::FUNCTIONS
+        .iter()
+        .filter(|f| !f.answer_actions.is_empty())
+        .map(|f| f.binary)
+        .collect();
+    assert_eq!(writing, ["pull"]);
+}
+
+#[test]
 fn outputs_give_the_client_its_urls() {
     let t = Template::load();
     let outputs = &t.doc["Outputs"];
@@ -1144,6 +1209,23 @@ impl Observer {
             counter: RequestCounter::new(),
             recorder: IamRecorder::new(table).with_secret(arn),
         }
+    }
+
+    /// The observer, given the answer bucket `bucket` too.
+    fn with_bucket(mut self, bucket: &str) -> Self {
+        self.recorder = self.recorder.with_bucket(bucket);
+        self
+    }
+
+    /// An S3 client of `endpoint` whose requests are recorded.
+    async fn s3(&self, endpoint: &str) -> aws_sdk_s3::Client {
+        let base = spill_s3::client_for(Some(endpoint)).await;
+        aws_sdk_s3::Client::from_conf(
+            base.config()
+                .to_builder()
+                .interceptor(self.recorder.clone())
+                .build(),
+        )
     }
 
     /// A Secrets Manager client of `endpoint` whose requests are recorded.
@@ -1357,7 +1439,14 @@ async fn declared_actions_match_the_requests_sent() {
             .expect("the secret's ARN")
             .to_owned();
     let keys = CookieKeys::from_secret_text(&secret_text).unwrap();
-    let pull_fn = Observer::with_secret(&table, &secret_arn);
+    let bucket = format!("answers-{table}").to_ascii_lowercase();
+    spill_s3::prepare_local_bucket(
+        &spill_s3::client_for(Some(dynamo.endpoint())).await,
+        &bucket,
+    )
+    .await
+    .expect("the answer bucket in moto");
+    let pull_fn = Observer::with_secret(&table, &secret_arn).with_bucket(&bucket);
     let loaded =
         bootstrap::cookie_keys_from_secret(&pull_fn.secrets(dynamo.endpoint()), &secret_arn)
             .await
@@ -1399,6 +1488,28 @@ async fn declared_actions_match_the_requests_sent() {
     let resp = pull_with(json!(keys.sign(&space, 1000))).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(json_of(&resp)["cookie"], json!(keys.sign(&space, 1001)));
+    // An answer over the limit (here every one) is stored and redirected to.
+    let spilling = HttpFunction::new(
+        bootstrap::pull_service(
+            pull_fn.dynamodb(&base),
+            table.clone(),
+            keys.clone(),
+            AuthMode::None,
+        ),
+        &[Route::Pull],
+    )
+    .with_oversize(Some(Oversize::new(
+        Arc::new(S3Spill::new(pull_fn.s3(dynamo.endpoint()).await, &bucket)),
+        0,
+    )));
+    let resp = spilling
+        .handle(http_event(
+            "/api/replicache/pull",
+            Some(&space_id),
+            &pull("c1", Json::Null),
+        ))
+        .await;
+    assert_eq!(resp.status(), 303, "{}", json_of(&resp));
     pull_fn.check(&permissions::PULL);
 
     // ws-connect: the space's access, its sockets counted, the connection stored.

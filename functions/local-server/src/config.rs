@@ -19,6 +19,9 @@
 //! | `JWT_ISSUER` | unset | `jwt` mode: the `iss` every token must carry |
 //! | `JWT_AUDIENCE` | unset | `jwt` mode: the `aud` (or `client_id`) every token must carry |
 //! | `DEV_TOKEN_TTL_SECS` | `3600` | lifetime of the development sign-in's tokens |
+//! | `ANSWER_BUCKET` | unset | on DynamoDB: pull answers over `ANSWER_LIMIT_BYTES` go to this S3 bucket (created if missing) and the client is redirected (303) to a presigned URL |
+//! | `S3_ENDPOINT` | `DYNAMODB_ENDPOINT` | the S3 endpoint of `ANSWER_BUCKET` (moto serves both) |
+//! | `ANSWER_LIMIT_BYTES` | `6029312` | answers whose body (gzipped when the client accepts it) is larger are redirected |
 
 use axum::http::HeaderValue;
 use std::path::PathBuf;
@@ -45,6 +48,17 @@ pub struct Config {
     pub request_timeout: Duration,
     pub max_sockets_per_space: usize,
     pub auth: AuthConfig,
+    /// Where oversized answers go (on DynamoDB only); `None`: every answer direct.
+    pub answers: Option<AnswerConfig>,
+}
+
+/// `ANSWER_BUCKET` and its settings: the local stand-in of the pull function's answer
+/// bucket, so that the redirect of large pulls runs locally too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerConfig {
+    pub bucket: String,
+    pub endpoint: String,
+    pub limit: usize,
 }
 
 /// Who may sync what: `AUTH_MODE`.
@@ -120,6 +134,10 @@ pub enum ConfigError {
     AuthMode(String),
     #[error("DEV_TOKEN_TTL_SECS must be a number of seconds from 1, not {0:?}")]
     DevTokenTtl(String),
+    #[error("ANSWER_BUCKET needs DynamoDB (DYNAMODB_ENDPOINT): on SQLite every answer is direct")]
+    AnswerBucketWithoutDynamoDb,
+    #[error("ANSWER_LIMIT_BYTES must be a number of bytes, not {0:?}")]
+    AnswerLimit(String),
     #[error("set JWT_SECRET_FILE or JWKS_FILE, not both")]
     TwoKeySources,
     #[error("{0} is a setting of AUTH_MODE=jwt: set AUTH_MODE=jwt, or unset {0}")]
@@ -181,6 +199,20 @@ impl Config {
                 .ok_or(ConfigError::MaxSockets(raw))?,
         };
         let auth = auth_config(&get, &data_dir)?;
+        let answers = match (get("ANSWER_BUCKET")?, &storage) {
+            (None, _) => None,
+            (Some(_), StorageConfig::Sqlite { .. }) => {
+                return Err(ConfigError::AnswerBucketWithoutDynamoDb);
+            }
+            (Some(bucket), StorageConfig::DynamoDb { endpoint, .. }) => Some(AnswerConfig {
+                bucket,
+                endpoint: get("S3_ENDPOINT")?.unwrap_or_else(|| endpoint.clone()),
+                limit: match get("ANSWER_LIMIT_BYTES")? {
+                    None => sync_core::spill::DEFAULT_LIMIT,
+                    Some(raw) => raw.parse().map_err(|_| ConfigError::AnswerLimit(raw))?,
+                },
+            }),
+        };
         let allowed_origins = match get("ALLOWED_ORIGINS")? {
             None => AllowedOrigins::Any,
             Some(raw) => parse_origins(&raw)?,
@@ -204,6 +236,7 @@ impl Config {
             request_timeout,
             max_sockets_per_space,
             auth,
+            answers,
         })
     }
 }
@@ -291,6 +324,41 @@ mod tests {
     fn config(vars: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<&str, String> = vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
         Config::from_lookup(|name| Ok(vars.get(name).cloned()))
+    }
+
+    #[test]
+    fn answer_bucket_on_dynamodb_only() {
+        assert_eq!(config(&[]).unwrap().answers, None);
+        assert_eq!(
+            config(&[("ANSWER_BUCKET", "b")]).unwrap_err(),
+            ConfigError::AnswerBucketWithoutDynamoDb
+        );
+        let c = config(&[
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:5000"),
+            ("ANSWER_BUCKET", "b"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.answers,
+            Some(AnswerConfig {
+                bucket: "b".into(),
+                endpoint: "http://127.0.0.1:5000".into(),
+                limit: sync_core::spill::DEFAULT_LIMIT,
+            })
+        );
+        assert_eq!(sync_core::spill::DEFAULT_LIMIT, 6_029_312);
+        let c = config(&[
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:5000"),
+            ("ANSWER_BUCKET", "b"),
+            ("S3_ENDPOINT", "http://127.0.0.1:6000"),
+            ("ANSWER_LIMIT_BYTES", "1000"),
+        ])
+        .unwrap();
+        let answers = c.answers.unwrap();
+        assert_eq!(
+            (answers.endpoint.as_str(), answers.limit),
+            ("http://127.0.0.1:6000", 1000)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! [`sync_core`], the poke WebSocket with an in-process fan-out, and the built web client,
 //! on the SQLite store (or DynamoDB when configured).
 
+pub mod answers;
 pub mod auth;
 pub mod config;
 pub mod cookie_secret;

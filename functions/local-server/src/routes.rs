@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header::{
     ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    ORIGIN, VARY,
+    LOCATION, ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use std::time::Duration;
 use sync_core::api::MAX_BODY_BYTES;
 use sync_core::cookie::CookieKeys;
 use sync_core::error::ApiError;
+use sync_core::spill::{Delivery, Oversize};
 use sync_core::{ApiRequest, ApiResponse, Route, SpaceId, Store, SyncService};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -53,6 +54,8 @@ pub struct AppOptions {
     pub auth: Auth,
     /// Poke sockets one space may have open; more are refused with a 429.
     pub max_sockets_per_space: usize,
+    /// Where answers over its limit go (303 to their stored copy); `None`: all direct.
+    pub oversize: Option<Oversize>,
 }
 
 impl AppOptions {
@@ -69,6 +72,7 @@ impl AppOptions {
             request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT,
             auth: Auth::None,
             max_sockets_per_space: crate::config::DEFAULT_MAX_SOCKETS_PER_SPACE,
+            oversize: None,
         }
     }
 }
@@ -81,6 +85,7 @@ struct AppState {
     auth: Auth,
     max_sockets_per_space: usize,
     metrics: Arc<PrometheusMetrics>,
+    oversize: Option<Oversize>,
 }
 
 /// The whole app on one router. `hub` receives the pokes of committed pushes and serves
@@ -104,6 +109,7 @@ pub fn app(store: Arc<dyn Store>, hub: Arc<PokeHub>, options: &AppOptions) -> Ro
         auth: options.auth.clone(),
         max_sockets_per_space: options.max_sockets_per_space,
         metrics,
+        oversize: options.oversize.clone(),
     };
     let mut api = Router::new()
         // Other methods on the poke path get sync-core's JSON answer like any API path.
@@ -235,7 +241,33 @@ async fn api(
         accepts_gzip: accepts_gzip(&headers),
         user: &user,
     };
-    api_response(state.service.handle(request).await)
+    let response = state.service.handle(request).await;
+    match &state.oversize {
+        Some(oversize) => {
+            let encoded_len = response.body.len();
+            delivery_response(oversize.deliver(response, encoded_len).await)
+        }
+        None => api_response(response),
+    }
+}
+
+/// A delivery as HTTP: a redirect carries its `Location`.
+fn delivery_response(delivery: Delivery) -> Response {
+    match delivery {
+        Delivery::Direct(r) => api_response(r),
+        Delivery::Redirect { location, response } => match HeaderValue::from_str(&location) {
+            Ok(location) => {
+                let mut r = api_response(response);
+                r.headers_mut().insert(LOCATION, location);
+                r
+            }
+            Err(_) => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                sync_core::spill::SPILL_FAILED,
+                "the stored answer's URL is no header value; retry",
+            ),
+        },
+    }
 }
 
 fn api_response(r: ApiResponse) -> Response {

@@ -19,6 +19,8 @@ pub enum ServerError {
     Store(#[from] StoreChoiceError),
     #[error(transparent)]
     CookieSecret(#[from] CookieSecretError),
+    #[error("the answer bucket: {0}")]
+    Answers(#[from] sync_core::spill::SpillError),
     #[error(transparent)]
     JwtKeys(#[from] KeyError),
     #[error("cannot listen on {host}:{port}: {source}")]
@@ -36,6 +38,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let opened = store_choice::open_store(&config.storage).await?;
     let cookie_keys = cookie_secret::load_or_create(&config.cookie_secret_file)?;
     let (auth, auth_description) = load_auth(&config.auth)?;
+    let (oversize, answers_description) = match &config.answers {
+        Some(answers) => {
+            let oversize = crate::answers::open(answers).await?;
+            let text = format!(
+                "over {} bytes: S3 bucket {} at {} (303 to a presigned URL)",
+                answers.limit, answers.bucket, answers.endpoint
+            );
+            (Some(oversize), text)
+        }
+        None => (None, "direct, any size".to_owned()),
+    };
     let hub = PokeHub::new();
     let options = AppOptions {
         allowed_origins: config.allowed_origins.clone(),
@@ -44,6 +57,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         request_timeout: config.request_timeout,
         auth,
         max_sockets_per_space: config.max_sockets_per_space,
+        oversize,
     };
     let app = routes::app(opened.store, Arc::clone(&hub), &options);
     let bind_error = |source| ServerError::Bind {
@@ -65,7 +79,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
          API base http://{authority}{API_PREFIX}\n\
          Pokes    ws://{authority}{POKE_PATH}?spaceID=<id>{token_param}\n\
          Store    {}\n\
-         Auth     {auth_description}\n",
+         Auth     {auth_description}\n\
+         Answers  {answers_description}\n",
         static_files::describe(&config.client_dir),
         opened.description,
     );

@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod recent_reads;
 pub mod space_locks;
 pub mod space_routes;
+pub mod spill;
 pub mod store;
 pub mod tx;
 

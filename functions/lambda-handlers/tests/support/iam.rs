@@ -24,6 +24,8 @@ pub struct IamRecorder {
     table: String,
     /// The cookie secret's ARN: a request for any other secret is out of scope.
     secret: Option<String>,
+    /// The answer bucket: a request to any other bucket is out of scope.
+    bucket: Option<String>,
     grants: Arc<Mutex<BTreeSet<Grant>>>,
 }
 
@@ -32,6 +34,7 @@ impl IamRecorder {
         Self {
             table: table.to_owned(),
             secret: None,
+            bucket: None,
             grants: Arc::default(),
         }
     }
@@ -40,6 +43,27 @@ impl IamRecorder {
     pub fn with_secret(mut self, arn: &str) -> Self {
         self.secret = Some(arn.to_owned());
         self
+    }
+
+    /// The recorder of a function given the answer bucket `bucket`.
+    pub fn with_bucket(mut self, bucket: &str) -> Self {
+        self.bucket = Some(bucket.to_owned());
+        self
+    }
+
+    /// The IAM action of one S3 object request (path-style: `/<bucket>/<key>`), named
+    /// after the operation (PutObject, GetObject: IAM's names are the API's). A presigned
+    /// request passes here too when it is signed, though it is sent by whoever holds it.
+    fn record_s3(&self, operation: &str, uri: &str) {
+        let path = uri.split_once("://").map_or(uri, |(_, rest)| {
+            rest.split_once('/').map_or("", |(_, path)| path)
+        });
+        let bucket = path.split('/').next().unwrap_or_default();
+        let scope = match &self.bucket {
+            Some(b) if b == bucket && path.len() > bucket.len() + 1 => Scope::AnswerObjects,
+            _ => Scope::Other(format!("s3 {uri}")),
+        };
+        self.record(&format!("s3:{operation}"), scope);
     }
 
     pub fn grants(&self) -> BTreeSet<Grant> {
@@ -135,6 +159,8 @@ impl Intercept for IamRecorder {
             self.record_dynamodb(operation, &body());
         } else if target.starts_with(SECRETS_MANAGER_TARGET) {
             self.record_secrets_manager(operation, &body());
+        } else if matches!(operation, "PutObject" | "GetObject") {
+            self.record_s3(operation, request.uri());
         } else if request.uri().contains("/@connections/") {
             // PostToConnection, GetConnection and DeleteConnection share one action.
             self.record("execute-api:ManageConnections", Scope::Connections);

@@ -18,6 +18,9 @@ pub enum Scope {
     Secret,
     /// The sync table's stream (`Fn::GetAtt: [Table, StreamArn]`).
     Stream,
+    /// The objects of the answer bucket (`${Bucket.Arn}/*` of the stack's one
+    /// `AWS::S3::Bucket`).
+    AnswerObjects,
     /// Anything else, as written.
     Other(String),
 }
@@ -139,6 +142,9 @@ impl Template {
             }
         }
         if let Some(sub) = sub_of(resource) {
+            if sub == format!("${{{}.Arn}}/*", self.answer_bucket()) {
+                return Scope::AnswerObjects;
+            }
             if let Some(index) = sub.strip_prefix(&format!("${{{table}.Arn}}/index/")) {
                 return Scope::Index(index.to_owned());
             }
@@ -152,6 +158,11 @@ impl Template {
             }
         }
         Scope::Other(serde_yaml::to_string(resource).unwrap_or_default())
+    }
+
+    /// The logical ID of the answer bucket.
+    pub fn answer_bucket(&self) -> String {
+        self.only_id_of_type("AWS::S3::Bucket")
     }
 
     /// The logical ID of the cookie secret.
