@@ -76,8 +76,18 @@ impl Engine {
         ))
     }
 
-    /// Runs mutator `name` on `args_json`, its `tx` operations going over `link`.
-    pub(crate) fn run(&mut self, name: &str, args_json: &str, link: Link) -> Result<(), Failure> {
+    /// Runs mutator `name` on `args_json` as mutation `identity` (client ID, mutation ID),
+    /// its `tx` operations going over `link`.
+    pub(crate) fn run(
+        &mut self,
+        name: &str,
+        args_json: &str,
+        identity: Option<&(String, u64)>,
+        link: Link,
+    ) -> Result<(), Failure> {
+        let client_id = identity.map(|(client, _)| client.as_str());
+        // Mutation IDs are below 2^53 (the protocol refuses larger ones): exact as numbers.
+        let mutation_id = identity.map(|(_, id)| *id as f64);
         *self.shared.link.borrow_mut() = Some(link);
         self.shared.interrupted.set(false);
         self.shared.deadline.set(Instant::now() + self.limits.time);
@@ -88,7 +98,7 @@ impl Engine {
                 .restore(&ctx)
                 .map_err(|e| thrown(&ctx, e))?;
             let promise: Promise = run
-                .call((name, args_json))
+                .call((name, args_json, client_id, mutation_id))
                 .catch(&ctx)
                 .map_err(|e| caught(e))?;
             settle(&ctx, &promise)

@@ -29,9 +29,8 @@
 //! The `tx` is Replicache's `WriteTransaction`: `get`, `has`, `set` and `put`, `del`,
 //! `scan()` / `scan({prefix, start, limit})` (iterable with `for await`, with `keys()`,
 //! `values()`, `entries()` and `toArray()`), `reason` = `"authoritative"`, `location` =
-//! `"server"`. Reads see the mutation's own writes (that is what `Tx` does). `clientID`
-//! and `mutationID` are not known to a server mutator: reading them throws, which fails
-//! the mutation. A scan returns keys in UTF-8 byte order, the order of the stores and of
+//! `"server"`, `clientID` and `mutationID` (the mutation's own, from `Tx`). Reads see the
+//! mutation's own writes (that is what `Tx` does). A scan returns keys in UTF-8 byte order, the order of the stores and of
 //! Replicache itself (`start` is compared in that order too); scans of an index
 //! (`indexName`) are not supported.
 //!

@@ -23,6 +23,10 @@ impl Mutator for JsMutator {
         let job = Job {
             name: self.name.clone(),
             args_json: args.to_string(),
+            identity: tx
+                .client_id()
+                .zip(tx.mutation_id())
+                .map(|(client, id)| (client.to_owned(), id)),
             link: Link { to_async },
         };
         if !self.pool.submit(job) {

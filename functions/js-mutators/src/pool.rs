@@ -82,7 +82,12 @@ fn serve(source: &str, limits: Limits, queue: &Mutex<Receiver<Job>>, ready: Load
             engine = fresh(source, limits);
         }
         let outcome = match engine.as_mut() {
-            Some(engine) => engine.run(&job.name, &job.args_json, job.link.clone()),
+            Some(engine) => engine.run(
+                &job.name,
+                &job.args_json,
+                job.identity.as_ref(),
+                job.link.clone(),
+            ),
             None => Err(Failure::Unavailable),
         };
         let failed = outcome.is_err();

@@ -92,7 +92,7 @@
     };
   }
 
-  function makeTx() {
+  function makeTx(clientID, mutationID) {
     const tx = {
       reason: 'authoritative',
       location: 'server',
@@ -116,20 +116,25 @@
       scan,
     };
     tx.put = tx.set;
-    // The server's mutator interface hands a mutator its space and arguments only: a
-    // mutator that reads these fails rather than see a made-up value.
-    for (const name of ['clientID', 'mutationID']) {
-      Object.defineProperty(tx, name, {
-        get() {
-          throw new Error(`tx.${name} is not available on the server`);
-        },
-      });
+    if (typeof clientID === 'string' && typeof mutationID === 'number') {
+      tx.clientID = clientID;
+      tx.mutationID = mutationID;
+    } else {
+      // Run outside a push (no mutation to name): a mutator that reads these fails rather
+      // than see a made-up value.
+      for (const name of ['clientID', 'mutationID']) {
+        Object.defineProperty(tx, name, {
+          get() {
+            throw new Error(`tx.${name} is not known outside a push`);
+          },
+        });
+      }
     }
     return Object.freeze(tx);
   }
 
-  return function run(name, argsJson) {
+  return function run(name, argsJson, clientID, mutationID) {
     const mutator = mutators[name];
-    return Promise.resolve(mutator(makeTx(), JSON.parse(argsJson)));
+    return Promise.resolve(mutator(makeTx(clientID, mutationID), JSON.parse(argsJson)));
   };
 })

@@ -46,5 +46,8 @@ pub(crate) struct Link {
 pub(crate) struct Job {
     pub name: String,
     pub args_json: String,
+    /// The client's ID and the mutation's ID (`tx.clientID`, `tx.mutationID`), when the
+    /// mutation runs for a push.
+    pub identity: Option<(String, u64)>,
     pub link: Link,
 }

@@ -37,7 +37,8 @@ export function makeMutators() {
       out.all = (await tx.scan().keys().toArray()).length;
       out.limited = await tx.scan({ prefix: 'p/', limit: 2 }).keys().toArray();
       out.from = await tx.scan({ prefix: 'p/', start: { key: 'p/b', exclusive: true } }).keys().toArray();
-      out.clientID = (() => { try { return tx.clientID; } catch (e) { return 'throws'; } })();
+      out.clientID = tx.clientID;
+      out.mutationID = tx.mutationID;
       await tx.set('out', out);
     },
     async notJson(tx) { await tx.set('x', { n: NaN }); },
@@ -86,7 +87,9 @@ async fn the_tx_is_replicaches_write_transaction() {
     assert_eq!(out["all"], json!(5), "p/* and q");
     assert_eq!(out["limited"], json!(["p/a", "p/b"]));
     assert_eq!(out["from"], json!(["p/\u{E000}", "p/😀"]));
-    assert_eq!(out["clientID"], "throws");
+    // The mutation this ran as: client `c`'s mutation 3.
+    assert_eq!(out["clientID"], "c");
+    assert_eq!(out["mutationID"], json!(3));
     let stored = state(store.as_ref(), &space).await;
     assert_eq!(stored["p/b"].as_f64(), Some(0.1 + 0.2));
     assert_eq!(stored["p/\u{E000}"].as_f64(), Some(1e300));

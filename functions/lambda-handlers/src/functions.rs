@@ -12,6 +12,7 @@ use crate::poker::ApiGatewayPoker;
 use crate::websocket::WebSocketRoutes;
 use crate::{HttpFunction, config, logging, poke_stream, serve_http, websocket};
 use lambda_runtime::{LambdaEvent, service_fn};
+use std::future::Future;
 use std::sync::Arc;
 use sync_core::Route;
 use sync_core::poke::NoPoker;
@@ -144,74 +145,102 @@ impl Ready {
 }
 
 /// The cold start of `function`: the log filter (handed to `install_logging` first, so
-/// that everything after it is logged), then what the function serves with. Errors are
-/// logged where they arise; the binary exits with them, and Lambda reports a failed init.
+/// that everything after it is logged), then what the function serves with: what its
+/// binary runs ([`main`] with the function's own `start_*`). Errors are logged where they
+/// arise; the binary exits with them, and Lambda reports a failed init.
 pub async fn start(
     function: Function,
     install_logging: impl FnOnce(EnvFilter),
 ) -> Result<Ready, BoxError> {
     install_logging(logging::filter());
-    Ok(match function {
-        Function::Spaces => {
-            let auth = bootstrap::auth_mode()?;
-            let (client, table) = bootstrap::dynamo().await?;
-            let service = bootstrap::sync_service(client, table, Arc::new(NoPoker), auth);
-            Ready::Http(HttpFunction::new(service, SPACES_ROUTES).with_auth(auth))
-        }
-        Function::Push => {
-            let auth = bootstrap::auth_mode()?;
-            let (client, table) = bootstrap::dynamo().await?;
-            let service = bootstrap::push_service(client, table, auth);
-            Ready::Http(HttpFunction::new(service, PUSH_ROUTES).with_auth(auth))
-        }
-        Function::Pull => {
-            let auth = bootstrap::auth_mode()?;
-            let keys = bootstrap::cookie_keys().await?;
-            let (client, table) = bootstrap::dynamo().await?;
-            let service = bootstrap::pull_service(client, table, keys, auth);
-            let oversize = crate::answer_spill::from_env().await;
-            Ready::Http(
-                HttpFunction::new(service, PULL_ROUTES)
-                    .with_auth(auth)
-                    .with_oversize(oversize),
-            )
-        }
-        Function::Poke => {
-            let (client, table) = bootstrap::dynamo().await?;
-            let management = bootstrap::management_client().await?;
-            Ready::Poke(Arc::new(ApiGatewayPoker::new(
-                ConnectionTable::new(client, table),
-                management,
-            )))
-        }
-        Function::WsConnect => {
-            let auth = bootstrap::auth_mode()?;
-            let max_sockets = config::max_sockets_per_space()
-                .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-            let (client, table) = bootstrap::dynamo().await?;
-            let service =
-                bootstrap::sync_service(client.clone(), table.clone(), Arc::new(NoPoker), auth);
-            Ready::Connect(Arc::new(
-                WebSocketRoutes::new(service, ConnectionTable::new(client, table))
-                    .with_auth(auth)
-                    .with_max_sockets_per_space(max_sockets),
-            ))
-        }
-        Function::WsDisconnect => {
-            let (client, table) = bootstrap::dynamo().await?;
-            Ready::Disconnect(Arc::new(ConnectionTable::new(client, table)))
-        }
-        Function::WsAuthorizer => {
-            let settings = config::jwt_settings()
-                .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-            tracing::info!(issuer = %settings.issuer, audiences = ?settings.audiences,
-                jwks_url = %settings.jwks_url, "WebSocket authorizer");
-            Ready::Authorizer(Arc::new(JwtVerifier::new(settings)?))
-        }
-    })
+    match function {
+        Function::Spaces => start_spaces().await,
+        Function::Push => start_push().await,
+        Function::Pull => start_pull().await,
+        Function::Poke => start_poke().await,
+        Function::WsConnect => start_ws_connect().await,
+        Function::WsDisconnect => start_ws_disconnect().await,
+        Function::WsAuthorizer => start_ws_authorizer().await,
+    }
 }
 
-/// What each binary runs: its cold start with JSON logs on stdout, then its runtime loop.
-pub async fn main(function: Function) -> Result<(), BoxError> {
-    start(function, logging::install).await?.serve().await
+/// What each binary runs: JSON logs on stdout, its cold start `cold_start` (its own
+/// `start_*`, so that a binary links only its own function's code: the JavaScript engine
+/// goes into the push function only, the S3 client into the pull function only), then its
+/// runtime loop.
+pub async fn main<F, Cold>(cold_start: F) -> Result<(), BoxError>
+where
+    F: FnOnce() -> Cold,
+    Cold: Future<Output = Result<Ready, BoxError>>,
+{
+    logging::install(logging::filter());
+    cold_start().await?.serve().await
+}
+
+pub async fn start_spaces() -> Result<Ready, BoxError> {
+    let auth = bootstrap::auth_mode()?;
+    let (client, table) = bootstrap::dynamo().await?;
+    let service = bootstrap::sync_service(client, table, Arc::new(NoPoker), auth);
+    Ok(Ready::Http(
+        HttpFunction::new(service, SPACES_ROUTES).with_auth(auth),
+    ))
+}
+
+pub async fn start_push() -> Result<Ready, BoxError> {
+    let auth = bootstrap::auth_mode()?;
+    let (client, table) = bootstrap::dynamo().await?;
+    let service = bootstrap::push_service(client, table, auth);
+    Ok(Ready::Http(
+        HttpFunction::new(service, PUSH_ROUTES).with_auth(auth),
+    ))
+}
+
+pub async fn start_pull() -> Result<Ready, BoxError> {
+    let auth = bootstrap::auth_mode()?;
+    let keys = bootstrap::cookie_keys().await?;
+    let (client, table) = bootstrap::dynamo().await?;
+    let service = bootstrap::pull_service(client, table, keys, auth);
+    let oversize = crate::answer_spill::from_env().await;
+    Ok(Ready::Http(
+        HttpFunction::new(service, PULL_ROUTES)
+            .with_auth(auth)
+            .with_oversize(oversize),
+    ))
+}
+
+pub async fn start_poke() -> Result<Ready, BoxError> {
+    let (client, table) = bootstrap::dynamo().await?;
+    let management = bootstrap::management_client().await?;
+    Ok(Ready::Poke(Arc::new(ApiGatewayPoker::new(
+        ConnectionTable::new(client, table),
+        management,
+    ))))
+}
+
+pub async fn start_ws_connect() -> Result<Ready, BoxError> {
+    let auth = bootstrap::auth_mode()?;
+    let max_sockets = config::max_sockets_per_space()
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let (client, table) = bootstrap::dynamo().await?;
+    let service = bootstrap::sync_service(client.clone(), table.clone(), Arc::new(NoPoker), auth);
+    Ok(Ready::Connect(Arc::new(
+        WebSocketRoutes::new(service, ConnectionTable::new(client, table))
+            .with_auth(auth)
+            .with_max_sockets_per_space(max_sockets),
+    )))
+}
+
+pub async fn start_ws_disconnect() -> Result<Ready, BoxError> {
+    let (client, table) = bootstrap::dynamo().await?;
+    Ok(Ready::Disconnect(Arc::new(ConnectionTable::new(
+        client, table,
+    ))))
+}
+
+pub async fn start_ws_authorizer() -> Result<Ready, BoxError> {
+    let settings =
+        config::jwt_settings().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    tracing::info!(issuer = %settings.issuer, audiences = ?settings.audiences,
+        jwks_url = %settings.jwks_url, "WebSocket authorizer");
+    Ok(Ready::Authorizer(Arc::new(JwtVerifier::new(settings)?)))
 }

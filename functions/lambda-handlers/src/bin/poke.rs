@@ -2,9 +2,9 @@
 //! batches of records; it pokes each space's WebSocket connections (PostToConnection) and
 //! reports the records of the spaces it could not poke, which the stream delivers again.
 
-use lambda_handlers::functions::{self, Function};
+use lambda_handlers::functions;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::main(Function::Poke).await
+    functions::main(functions::start_poke).await
 }

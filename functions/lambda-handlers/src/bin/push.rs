@@ -2,9 +2,9 @@
 //! pokes leave through the table's stream: the commit changes the space item, and the poke
 //! function fans that change out (see `poke_stream`).
 
-use lambda_handlers::functions::{self, Function};
+use lambda_handlers::functions;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::main(Function::Push).await
+    functions::main(functions::start_push).await
 }

@@ -4,9 +4,9 @@
 //! `$connect`, with the user in the context; a missing, invalid or expired token is
 //! answered `Unauthorized` (401).
 
-use lambda_handlers::functions::{self, Function};
+use lambda_handlers::functions;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::main(Function::WsAuthorizer).await
+    functions::main(functions::start_ws_authorizer).await
 }

@@ -1,8 +1,8 @@
 //! WebSocket `$disconnect` route.
 
-use lambda_handlers::functions::{self, Function};
+use lambda_handlers::functions;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::main(Function::WsDisconnect).await
+    functions::main(functions::start_ws_disconnect).await
 }
