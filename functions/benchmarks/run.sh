@@ -20,7 +20,7 @@
 #                                          default steps: it compiles the dependencies in
 #                                          the other profile, ~15 minutes)
 #
-# Needs: Rust, Node >= 20 with npm, python3 with moto[server]==5.2.1 (installed when
+# Needs: Rust, Node >= 20 with npm, python3 with moto[server] at infra/versions.env's version (installed when
 # missing). Not part of the test command: speed is reported here, never asserted.
 set -euo pipefail
 
@@ -29,7 +29,9 @@ ROOT=$PWD
 BENCH=$ROOT/functions/benchmarks
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
-MOTO_VERSION=5.2.1
+# The pinned tool versions (MOTO_VERSION among them).
+# shellcheck source=infra/versions.env
+source infra/versions.env
 RESULTS=$(mktemp -d)
 STEPS=("$@")
 ALL_STEPS=0
