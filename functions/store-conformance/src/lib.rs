@@ -5,6 +5,7 @@
 mod cases_access;
 mod cases_api;
 mod cases_engine;
+mod cases_gc;
 mod cases_store;
 pub mod fuzz;
 pub mod model;
@@ -17,6 +18,7 @@ use sync_core::{SpaceId, Store};
 pub use cases_access::*;
 pub use cases_api::*;
 pub use cases_engine::*;
+pub use cases_gc::*;
 pub use cases_store::*;
 pub use scripted::{CommitScript, ReadScript, ScriptedStore};
 
@@ -66,6 +68,26 @@ pub async fn run_all(store: Arc<dyn Store>) {
         }),
         ("api_failed_mutations_count_against_commit_limits", |s| {
             Box::pin(api_failed_mutations_count_against_commit_limits(s))
+        }),
+        ("gc_keeps_what_is_younger_than_the_retention", |s| {
+            Box::pin(gc_keeps_what_is_younger_than_the_retention(s))
+        }),
+        ("gc_removes_old_tombstones_and_resets_older_cookies", |s| {
+            Box::pin(gc_removes_old_tombstones_and_resets_older_cookies(s))
+        }),
+        ("gc_keeps_a_key_written_again", |s| {
+            Box::pin(gc_keeps_a_key_written_again(s))
+        }),
+        (
+            "gc_removes_idle_clients_and_their_pushes_get_client_state_not_found",
+            |s| Box::pin(gc_removes_idle_clients_and_their_pushes_get_client_state_not_found(s)),
+        ),
+        (
+            "gc_keeps_a_client_that_pushed_after_it_was_found_idle",
+            |s| Box::pin(gc_keeps_a_client_that_pushed_after_it_was_found_idle(s)),
+        ),
+        ("gc_lists_every_space", |s| {
+            Box::pin(gc_lists_every_space(s))
         }),
     ];
     for (name, case) in cases {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::auth::{AccessChange, SpaceAccess};
 use sync_core::store::{
-    Commit, CommitOutcome, Created, PullSnapshot, PushSnapshot, Store, StoreError, StoreLimits,
-    Version,
+    Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged, PushSnapshot,
+    SpacePage, Store, StoreError, StoreLimits, Version,
 };
 
 /// Decides the commit numbered `n` (from 0): `None` lets it through to the inner store.
@@ -186,5 +186,33 @@ impl<S: Store> Store for ScriptedStore<S> {
     ) -> Result<Option<PullSnapshot>, StoreError> {
         self.pause().await;
         self.inner.pull_snapshot(space, group, since).await
+    }
+    async fn list_spaces(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SpacePage, StoreError> {
+        self.pause().await;
+        self.inner.list_spaces(after, limit).await
+    }
+    async fn find_garbage(
+        &self,
+        space: &SpaceId,
+        cutoffs: &GarbageCutoffs,
+    ) -> Result<Option<Garbage>, StoreError> {
+        self.pause().await;
+        self.inner.find_garbage(space, cutoffs).await
+    }
+    async fn purge(
+        &self,
+        space: &SpaceId,
+        tombstones: &[(String, Version)],
+        idle_clients: &[(String, String)],
+        clients_idle_before_ms: u64,
+    ) -> Result<Purged, StoreError> {
+        self.pause().await;
+        self.inner
+            .purge(space, tombstones, idle_clients, clients_idle_before_ms)
+            .await
     }
 }

@@ -12,7 +12,7 @@ use crate::item::{self, Item, entry_item, n, s};
 use crate::schema;
 use crate::store::DynamoStore;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use sync_core::store::{Commit, CommitOutcome, StoreError};
+use sync_core::store::{Commit, CommitOutcome, StoreError, now_ms};
 
 /// Actions one `TransactWriteItems` may hold.
 const MAX_WRITE_ACTIONS: usize = 100;
@@ -21,6 +21,10 @@ const SET_HEAD: &str = "SET #hv = :next, #hi = :items, #hiv = :next";
 /// A version-only commit leaves the head items alone (see `schema::HEAD_ITEMS_VERSION`).
 const SET_VERSION: &str = "SET #hv = :next";
 const HEAD_VERSION_IS_EXPECTED: &str = "#hv = :expected";
+/// Added to a commit that raises the tombstone floor, with its condition: a floor never
+/// goes down (a lower one loses like a version race).
+const SET_FLOOR: &str = ", #tf = :floor";
+const FLOOR_NOT_ABOVE: &str = " AND (attribute_not_exists(#tf) OR #tf <= :floor)";
 const ITEM_IS_NEW: &str = "attribute_not_exists(#pk)";
 
 impl DynamoStore {
@@ -56,18 +60,23 @@ impl DynamoStore {
     /// The version bump alone: one conditional `UpdateItem`, cheaper than a transaction.
     /// It wrote no item, so the head names none.
     async fn bump_version(&self, pk: &str, commit: &Commit) -> Result<CommitOutcome, StoreError> {
-        let result = self
+        let (update, condition) = with_floor(SET_VERSION, commit);
+        let mut request = self
             .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(item::key(pk, schema::META_SK)))
-            .update_expression(SET_VERSION)
-            .condition_expression(HEAD_VERSION_IS_EXPECTED)
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_names("#hv", schema::HEAD_VERSION)
             .expression_attribute_values(":next", n(commit.next_version))
-            .expression_attribute_values(":expected", n(commit.expected_version))
-            .send()
-            .await;
+            .expression_attribute_values(":expected", n(commit.expected_version));
+        if let Some(floor) = commit.tombstone_floor {
+            request = request
+                .expression_attribute_names("#tf", schema::TOMBSTONE_FLOOR)
+                .expression_attribute_values(":floor", n(floor));
+        }
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(CommitOutcome::Committed),
             // Without a token, a retry after a try that moved the version but whose answer
@@ -104,22 +113,29 @@ impl DynamoStore {
                     .map(|(id, _)| s(schema::client_sk(id))),
             )
             .collect();
-        let bump = Update::builder()
+        let (update, condition) = with_floor(SET_HEAD, commit);
+        let mut bump = Update::builder()
             .table_name(self.table())
             .set_key(Some(item::key(pk, schema::META_SK)))
-            .update_expression(SET_HEAD)
-            .condition_expression(HEAD_VERSION_IS_EXPECTED)
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_names("#hv", schema::HEAD_VERSION)
             .expression_attribute_names("#hi", schema::HEAD_ITEMS)
             .expression_attribute_names("#hiv", schema::HEAD_ITEMS_VERSION)
             .expression_attribute_values(":next", n(commit.next_version))
             .expression_attribute_values(":expected", n(commit.expected_version))
-            .expression_attribute_values(":items", AttributeValue::L(head_items))
-            .build()
-            .map_err(invalid_request)?;
+            .expression_attribute_values(":items", AttributeValue::L(head_items));
+        if let Some(floor) = commit.tombstone_floor {
+            bump = bump
+                .expression_attribute_names("#tf", schema::TOMBSTONE_FLOOR)
+                .expression_attribute_values(":floor", n(floor));
+        }
+        let bump = bump.build().map_err(invalid_request)?;
         actions.push(TransactWriteItem::builder().update(bump).build());
+        let written_at = n(now_ms());
         for (key, value) in &commit.entries {
-            let item = entry_item(pk, key, value.as_ref(), commit.next_version)?;
+            let mut item = entry_item(pk, key, value.as_ref(), commit.next_version)?;
+            item.insert(schema::WRITTEN_AT.to_owned(), written_at.clone());
             actions.push(self.put(item, false)?);
         }
         for (client_id, record) in &commit.clients {
@@ -133,6 +149,7 @@ impl DynamoStore {
                 n(record.last_mutation_id),
             );
             item.insert(schema::VERSION.to_owned(), n(commit.next_version));
+            item.insert(schema::WRITTEN_AT.to_owned(), written_at.clone());
             actions.push(self.put(item, false)?);
         }
         if let Some((group_id, owner)) = &commit.new_group {
@@ -153,5 +170,17 @@ impl DynamoStore {
         }
         let put = put.build().map_err(invalid_request)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// The update and condition expressions of the space item's update, with the floor's
+/// parts when the commit raises it.
+fn with_floor(update: &str, commit: &Commit) -> (String, String) {
+    match commit.tombstone_floor {
+        Some(_) => (
+            format!("{update}{SET_FLOOR}"),
+            format!("{HEAD_VERSION_IS_EXPECTED}{FLOOR_NOT_ABOVE}"),
+        ),
+        None => (update.to_owned(), HEAD_VERSION_IS_EXPECTED.to_owned()),
     }
 }

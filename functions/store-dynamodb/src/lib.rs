@@ -15,6 +15,7 @@ mod commit;
 mod counter;
 pub mod definition;
 mod errors;
+mod gc;
 mod item;
 mod pull;
 mod reads;

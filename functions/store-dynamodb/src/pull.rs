@@ -144,8 +144,14 @@ async fn read_once(
 ) -> Result<Read, StoreError> {
     let meta = &head.meta;
     let version = get_n(meta, schema::HEAD_VERSION)?;
-    let unchanged =
-        || PullSnapshot::unchanged(version, head.access.clone(), head.group_owner.clone());
+    let tombstone_floor = match meta.get(schema::TOMBSTONE_FLOOR) {
+        Some(_) => get_n(meta, schema::TOMBSTONE_FLOOR)?,
+        None => 0,
+    };
+    let unchanged = || PullSnapshot {
+        tombstone_floor,
+        ..PullSnapshot::unchanged(version, head.access.clone(), head.group_owner.clone())
+    };
     if since >= version {
         // Nothing to read: whatever is stamped above `since` is above `version` too.
         return Ok(Read::Snapshot(unchanged()));
@@ -159,7 +165,10 @@ async fn read_once(
         Some(_) => get_n(meta, schema::HEAD_ITEMS_VERSION)?,
         None => version,
     };
-    let mut unseen: Vec<String> = if head_version > since {
+    // A floor at or above the head's commit was raised by a later commit, which DynamoDB
+    // applies only after that one landed on all its items; garbage collection may since
+    // have removed the deleted ones among them, which must not be awaited.
+    let mut unseen: Vec<String> = if head_version > since && head_version > tombstone_floor {
         get_head_items(meta)?
             .into_iter()
             .filter(|sk| {

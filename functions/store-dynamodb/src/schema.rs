@@ -36,6 +36,13 @@ pub const ACCESS_VERSION: &str = "accessVersion";
 /// leaves both as they are: the commit before it may still be landing. Absent on space
 /// items written before it existed: [`HEAD_VERSION`] then stands for it.
 pub const HEAD_ITEMS_VERSION: &str = "headItemsVersion";
+/// Space item: garbage collection may have removed deleted entries stamped at or below
+/// this version (N; absent = 0). A pull whose cookie is below it gets a reset.
+pub const TOMBSTONE_FLOOR: &str = "tombstoneFloor";
+/// Entry and client items: when the commit that wrote them ran (N, epoch milliseconds),
+/// which garbage collection ages them by. Items written before it existed lack it and are
+/// never collected.
+pub const WRITTEN_AT: &str = "writtenAt";
 /// Space item: creation time (N, epoch milliseconds).
 pub const CREATED_AT: &str = "createdAt";
 /// Space item: who may use the space besides its owner and members (S): `open` (anyone

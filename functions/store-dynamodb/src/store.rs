@@ -23,7 +23,8 @@ use std::sync::Arc;
 use sync_core::SpaceId;
 use sync_core::auth::{AccessChange, SpaceAccess};
 use sync_core::store::{
-    Commit, CommitOutcome, Created, PullSnapshot, PushSnapshot, Store, StoreError, Version,
+    Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged, PushSnapshot,
+    SpacePage, Store, StoreError, Version,
 };
 
 /// The DynamoDB adapter. Cheap to clone (the SDK client is reference-counted).
@@ -148,5 +149,32 @@ impl Store for DynamoStore {
         since: Version,
     ) -> Result<Option<PullSnapshot>, StoreError> {
         crate::pull::pull_snapshot(self, space, client_group_id, since).await
+    }
+
+    async fn list_spaces(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SpacePage, StoreError> {
+        self.list_space_page(after, limit).await
+    }
+
+    async fn find_garbage(
+        &self,
+        space: &SpaceId,
+        cutoffs: &GarbageCutoffs,
+    ) -> Result<Option<Garbage>, StoreError> {
+        self.read_garbage(space, cutoffs).await
+    }
+
+    async fn purge(
+        &self,
+        space: &SpaceId,
+        tombstones: &[(String, Version)],
+        idle_clients: &[(String, String)],
+        clients_idle_before_ms: u64,
+    ) -> Result<Purged, StoreError> {
+        self.remove_garbage(space, tombstones, idle_clients, clients_idle_before_ms)
+            .await
     }
 }

@@ -12,6 +12,10 @@
 //!   `(space, client_group_id, version)`, which is exactly what a pull asks for;
 //! - `groups(space, group_id, owner)`.
 //!
+//! Entries and clients record when the commit that wrote them ran (`written_at`, epoch
+//! ms), and each space the version at or below which garbage collection may have removed
+//! deletes (`tombstone_floor`); see [`sync_core::gc`].
+//!
 //! Members are rows rather than a JSON array on `spaces`: the primary key keeps each
 //! member once, an access change writes only the members it adds or removes, and nothing
 //! but values is stored as JSON that a reader must parse (and could find corrupt).
@@ -38,19 +42,19 @@ use sync_core::SpaceId;
 use sync_core::auth::{ANONYMOUS, AccessChange, LinkAccess, SpaceAccess};
 use sync_core::json_text::JsonText;
 use sync_core::store::{
-    ClientRecord, Commit, CommitOutcome, Created, EntryChange, PullSnapshot, PushSnapshot, Store,
-    StoreError, Version,
+    ClientRecord, Commit, CommitOutcome, Created, EntryChange, Garbage, GarbageCutoffs,
+    PullSnapshot, Purged, PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
 };
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema this build writes: the number of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[n]` takes a file from schema version `n` to `n + 1`. Never edit a step once
 /// released (files out there are at every version): add one and bump [`SCHEMA_VERSION`].
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, V1_TO_V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, V1_TO_V2, V2_TO_V3];
 
 /// Version 0 -> 1: the first schema. `IF NOT EXISTS` because version 0 is also a
 /// version-1 file whose version was never recorded (the first release created the tables
@@ -103,6 +107,18 @@ CREATE TABLE space_members (
     user  TEXT NOT NULL,
     PRIMARY KEY (space, user)
 ) WITHOUT ROWID;
+";
+
+/// Version 2 -> 3: what garbage collection needs. Rows written before count as written
+/// when the file was migrated, so they age from then.
+const V2_TO_V3: &str = "
+ALTER TABLE spaces ADD COLUMN tombstone_floor INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN written_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN written_at INTEGER NOT NULL DEFAULT 0;
+UPDATE entries SET written_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+UPDATE clients SET written_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+CREATE INDEX entries_tombstones ON entries (space, written_at) WHERE deleted = 1;
+CREATE INDEX clients_by_written_at ON clients (space, written_at);
 ";
 
 /// How many spaces `?1` owns, counting at most `?2`. The `owner <> ''` term matches the
@@ -437,6 +453,7 @@ impl Store for SqliteStore {
                 }
             }
             let group_owner = read_group_owner(&tx, &space, &group)?;
+            let tombstone_floor = read_floor(&tx, &space)?;
             tx.commit()?;
             Ok(Some(PullSnapshot {
                 version,
@@ -444,7 +461,119 @@ impl Store for SqliteStore {
                 client_lmids,
                 access,
                 group_owner,
+                tombstone_floor,
             }))
+        })
+        .await
+    }
+
+    async fn list_spaces(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SpacePage, StoreError> {
+        let after = after.unwrap_or("").to_owned();
+        self.run(move |conn| {
+            let limit_db = i64::try_from(limit).unwrap_or(i64::MAX);
+            let ids = conn
+                .prepare_cached("SELECT id FROM spaces WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![after, limit_db], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = (ids.len() == limit).then(|| ids.last().cloned()).flatten();
+            // IDs were validated when their spaces were created.
+            let spaces = ids
+                .into_iter()
+                .filter_map(|id| SpaceId::parse(&id).ok())
+                .collect();
+            Ok(SpacePage { spaces, next })
+        })
+        .await
+    }
+
+    async fn find_garbage(
+        &self,
+        space: &SpaceId,
+        cutoffs: &GarbageCutoffs,
+    ) -> Result<Option<Garbage>, StoreError> {
+        let space = space.as_str().to_owned();
+        let cutoffs = *cutoffs;
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(version) = read_version(&tx, &space)? else {
+                return Ok(None);
+            };
+            let tombstone_floor = read_floor(&tx, &space)?;
+            let before = to_db(cutoffs.tombstones_before_ms, "cutoff")?;
+            let tombstones = tx
+                .prepare_cached(
+                    "SELECT key, version FROM entries
+                     WHERE space = ?1 AND deleted = 1 AND written_at < ?2",
+                )?
+                .query_map(params![space, before], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .map(|row| {
+                    let (key, v) = row?;
+                    Ok((key, from_db(v, "version")?))
+                })
+                .collect::<Result<Vec<_>, SqliteError>>()?;
+            let idle_before = to_db(cutoffs.clients_idle_before_ms, "cutoff")?;
+            let idle_clients = tx
+                .prepare_cached(
+                    "SELECT client_group_id, client_id FROM clients
+                     WHERE space = ?1 AND written_at < ?2",
+                )?
+                .query_map(params![space, idle_before], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(Some(Garbage {
+                version,
+                tombstone_floor,
+                tombstones,
+                idle_clients,
+            }))
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        space: &SpaceId,
+        tombstones: &[(String, Version)],
+        idle_clients: &[(String, String)],
+        clients_idle_before_ms: u64,
+    ) -> Result<Purged, StoreError> {
+        let space = space.as_str().to_owned();
+        let tombstones = tombstones.to_vec();
+        let idle_clients = idle_clients.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut purged = Purged::default();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM entries
+                     WHERE space = ?1 AND key = ?2 AND version = ?3 AND deleted = 1",
+                )?;
+                for (key, version) in &tombstones {
+                    let removed = stmt.execute(params![space, key, to_db(*version, "version")?])?;
+                    purged.tombstones += removed as u64;
+                }
+            }
+            {
+                let before = to_db(clients_idle_before_ms, "cutoff")?;
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM clients
+                     WHERE space = ?1 AND client_id = ?2 AND client_group_id = ?3
+                       AND written_at < ?4",
+                )?;
+                for (group, id) in &idle_clients {
+                    purged.clients += stmt.execute(params![space, id, group, before])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(purged)
         })
         .await
     }
@@ -461,12 +590,20 @@ fn apply_commit(tx: &Transaction<'_>, space: &str, commit: &Commit) -> Result<bo
     if bumped != 1 {
         return Ok(false);
     }
+    if let Some(floor) = commit.tombstone_floor {
+        tx.prepare_cached(
+            "UPDATE spaces SET tombstone_floor = max(tombstone_floor, ?2) WHERE id = ?1",
+        )?
+        .execute(params![space, to_db(floor, "tombstone_floor")?])?;
+    }
+    let at = to_db(now_ms(), "written_at")?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO entries (space, key, value, version, deleted)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO entries (space, key, value, version, deleted, written_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (space, key) DO UPDATE SET
-                 value = excluded.value, version = excluded.version, deleted = excluded.deleted",
+                 value = excluded.value, version = excluded.version,
+                 deleted = excluded.deleted, written_at = excluded.written_at",
         )?;
         for (key, value) in &commit.entries {
             let text = value
@@ -475,21 +612,23 @@ fn apply_commit(tx: &Transaction<'_>, space: &str, commit: &Commit) -> Result<bo
                 .transpose()
                 .map_err(SqliteError::EncodeValue)?;
             let deleted = text.is_none();
-            stmt.execute(params![space, key, text, next, deleted])?;
+            stmt.execute(params![space, key, text, next, deleted, at])?;
         }
     }
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO clients (space, client_id, client_group_id, last_mutation_id, version)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO clients
+                 (space, client_id, client_group_id, last_mutation_id, version, written_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (space, client_id) DO UPDATE SET
                  client_group_id = excluded.client_group_id,
                  last_mutation_id = excluded.last_mutation_id,
-                 version = excluded.version",
+                 version = excluded.version,
+                 written_at = excluded.written_at",
         )?;
         for (id, record) in &commit.clients {
             let lmid = to_db(record.last_mutation_id, "last_mutation_id")?;
-            stmt.execute(params![space, id, record.client_group_id, lmid, next])?;
+            stmt.execute(params![space, id, record.client_group_id, lmid, next, at])?;
         }
     }
     if let Some((group, owner)) = &commit.new_group {
@@ -602,6 +741,15 @@ fn read_group_owner(
         .prepare_cached("SELECT owner FROM groups WHERE space = ?1 AND group_id = ?2")?
         .query_row(params![space, group], |row| row.get::<_, String>(0))
         .optional()?)
+}
+
+fn read_floor(conn: &Connection, space: &str) -> Result<Version, SqliteError> {
+    let floor = conn
+        .prepare_cached("SELECT tombstone_floor FROM spaces WHERE id = ?1")?
+        .query_row(params![space], |row| row.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0);
+    from_db(floor, "tombstone_floor")
 }
 
 fn read_version(conn: &Connection, space: &str) -> Result<Option<Version>, SqliteError> {

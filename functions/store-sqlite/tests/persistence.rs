@@ -7,7 +7,9 @@ use std::path::Path;
 use store_sqlite::{SCHEMA_VERSION, SqliteError, SqliteStore};
 use sync_core::SpaceId;
 use sync_core::auth::{AccessChange, LinkAccess, SpaceAccess};
-use sync_core::store::{ClientRecord, Commit, CommitOutcome, Created, EntryChange, Store};
+use sync_core::store::{
+    ClientRecord, Commit, CommitOutcome, Created, EntryChange, GarbageCutoffs, Store, now_ms,
+};
 
 fn space(name: &str) -> SpaceId {
     SpaceId::parse(name).unwrap()
@@ -29,6 +31,7 @@ fn commit(expected: u64, entries: Vec<(&str, Option<Value>)>) -> Commit {
             },
         )],
         new_group: (expected == 0).then(|| ("g1".to_owned(), "alice".to_owned())),
+        tombstone_floor: None,
     }
 }
 
@@ -346,8 +349,26 @@ async fn a_version_1_file_is_migrated_in_place() {
     assert_eq!(schema_version(&path), SCHEMA_VERSION);
     assert_v1_data_intact(&store).await;
 
-    // The migrated space keeps working, access included.
+    // Rows from before count as written at the migration: garbage collection ages them
+    // from then, never as written at the epoch.
     let old = space("old");
+    let hour = 3_600_000;
+    let at = |offset: i64| now_ms().saturating_add_signed(offset);
+    let young = GarbageCutoffs {
+        tombstones_before_ms: at(-hour),
+        clients_idle_before_ms: at(-hour),
+    };
+    let garbage = store.find_garbage(&old, &young).await.unwrap().unwrap();
+    assert!(garbage.is_empty(), "{garbage:?}");
+    let later = GarbageCutoffs {
+        tombstones_before_ms: at(hour),
+        clients_idle_before_ms: at(hour),
+    };
+    let garbage = store.find_garbage(&old, &later).await.unwrap().unwrap();
+    assert_eq!(garbage.tombstones, [("gone".to_owned(), 2)]);
+    assert_eq!(garbage.idle_clients.len(), 2);
+
+    // The migrated space keeps working, access included.
     assert!(!store.create_space(&old).await.unwrap(), "still there");
     assert_eq!(
         store
@@ -433,7 +454,10 @@ async fn a_failed_migration_leaves_the_file_as_it_was() {
         .execute_batch("DROP TABLE space_members")
         .unwrap();
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(columns_of_spaces(&path), ["id", "version", "owner", "link"]);
+    assert_eq!(
+        columns_of_spaces(&path),
+        ["id", "version", "owner", "link", "tombstone_floor"]
+    );
     assert_v1_data_intact(&store).await;
 }
 

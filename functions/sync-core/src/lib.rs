@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cookie;
 pub mod engine;
 pub mod error;
+pub mod gc;
 pub mod ids;
 pub mod json_text;
 pub mod memory_store;

@@ -5,8 +5,8 @@ use crate::auth::{ANONYMOUS, AccessChange, SpaceAccess};
 use crate::ids::SpaceId;
 use crate::json_text::JsonText;
 use crate::store::{
-    ClientRecord, Commit, CommitOutcome, Created, EntryChange, PullSnapshot, PushSnapshot, Store,
-    StoreError, Version,
+    ClientRecord, Commit, CommitOutcome, Created, EntryChange, Garbage, GarbageCutoffs,
+    PullSnapshot, Purged, PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +18,8 @@ struct Entry {
     /// `value` as the JSON text a persistent store holds: what a pull answers, as is.
     text: Option<JsonText>,
     version: Version,
+    /// When the commit that wrote it ran (epoch ms).
+    at_ms: u64,
 }
 
 #[derive(Debug)]
@@ -25,8 +27,10 @@ struct Space {
     access: SpaceAccess,
     version: Version,
     entries: BTreeMap<String, Entry>,
-    clients: HashMap<String, (ClientRecord, Version)>,
+    /// Client ID -> (record, version, when written in epoch ms).
+    clients: HashMap<String, (ClientRecord, Version, u64)>,
     group_owners: HashMap<String, String>,
+    tombstone_floor: Version,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +85,7 @@ impl Store for MemoryStore {
                     entries: BTreeMap::new(),
                     clients: HashMap::new(),
                     group_owners: HashMap::new(),
+                    tombstone_floor: 0,
                 },
             );
             Created::Yes
@@ -118,7 +123,7 @@ impl Store for MemoryStore {
                 version: s.version,
                 clients: client_ids
                     .iter()
-                    .filter_map(|id| s.clients.get(id).map(|(rec, _)| (id.clone(), rec.clone())))
+                    .filter_map(|id| s.clients.get(id).map(|(rec, ..)| (id.clone(), rec.clone())))
                     .collect(),
                 group_owner: s.group_owners.get(client_group_id).cloned(),
                 access: s.access.clone(),
@@ -163,7 +168,11 @@ impl Store for MemoryStore {
                 return CommitOutcome::Conflict;
             }
             let v = commit.next_version;
+            let at_ms = now_ms();
             s.version = v;
+            if let Some(floor) = commit.tombstone_floor {
+                s.tombstone_floor = s.tombstone_floor.max(floor);
+            }
             for (key, value) in &commit.entries {
                 s.entries.insert(
                     key.clone(),
@@ -171,11 +180,12 @@ impl Store for MemoryStore {
                         value: value.clone(),
                         text: value.as_ref().map(JsonText::from_value),
                         version: v,
+                        at_ms,
                     },
                 );
             }
             for (id, rec) in &commit.clients {
-                s.clients.insert(id.clone(), (rec.clone(), v));
+                s.clients.insert(id.clone(), (rec.clone(), v, at_ms));
             }
             if let Some((group, owner)) = &commit.new_group {
                 s.group_owners
@@ -198,8 +208,8 @@ impl Store for MemoryStore {
             let mut client_lmids: Vec<(String, u64)> = s
                 .clients
                 .iter()
-                .filter(|(_, (rec, v))| rec.client_group_id == client_group_id && *v > since)
-                .map(|(id, (rec, _))| (id.clone(), rec.last_mutation_id))
+                .filter(|(_, (rec, v, _))| rec.client_group_id == client_group_id && *v > since)
+                .map(|(id, (rec, ..))| (id.clone(), rec.last_mutation_id))
                 .collect();
             client_lmids.sort();
             Some(PullSnapshot {
@@ -216,7 +226,91 @@ impl Store for MemoryStore {
                 client_lmids,
                 access: s.access.clone(),
                 group_owner: s.group_owners.get(client_group_id).cloned(),
+                tombstone_floor: s.tombstone_floor,
             })
+        })
+    }
+
+    async fn list_spaces(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SpacePage, StoreError> {
+        self.with_spaces(|spaces| {
+            let mut ids: Vec<&SpaceId> = spaces
+                .keys()
+                .filter(|id| after.is_none_or(|after| id.as_str() > after))
+                .collect();
+            ids.sort();
+            let more = ids.len() > limit;
+            let page: Vec<SpaceId> = ids.into_iter().take(limit).cloned().collect();
+            SpacePage {
+                next: more
+                    .then(|| page.last().map(|id| id.as_str().to_owned()))
+                    .flatten(),
+                spaces: page,
+            }
+        })
+    }
+
+    async fn find_garbage(
+        &self,
+        space: &SpaceId,
+        cutoffs: &GarbageCutoffs,
+    ) -> Result<Option<Garbage>, StoreError> {
+        self.with_spaces(|spaces| {
+            let s = spaces.get(space)?;
+            let mut idle_clients: Vec<(String, String)> = s
+                .clients
+                .iter()
+                .filter(|(_, (_, _, at))| *at < cutoffs.clients_idle_before_ms)
+                .map(|(id, (rec, ..))| (rec.client_group_id.clone(), id.clone()))
+                .collect();
+            idle_clients.sort();
+            Some(Garbage {
+                version: s.version,
+                tombstone_floor: s.tombstone_floor,
+                tombstones: s
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.value.is_none() && e.at_ms < cutoffs.tombstones_before_ms)
+                    .map(|(k, e)| (k.clone(), e.version))
+                    .collect(),
+                idle_clients,
+            })
+        })
+    }
+
+    async fn purge(
+        &self,
+        space: &SpaceId,
+        tombstones: &[(String, Version)],
+        idle_clients: &[(String, String)],
+        clients_idle_before_ms: u64,
+    ) -> Result<Purged, StoreError> {
+        self.with_spaces(|spaces| {
+            let mut purged = Purged::default();
+            let Some(s) = spaces.get_mut(space) else {
+                return purged;
+            };
+            for (key, version) in tombstones {
+                if s.entries
+                    .get(key)
+                    .is_some_and(|e| e.value.is_none() && e.version == *version)
+                {
+                    s.entries.remove(key);
+                    purged.tombstones += 1;
+                }
+            }
+            for (group, id) in idle_clients {
+                if s.clients.get(id).is_some_and(|(rec, _, at)| {
+                    rec.client_group_id == *group && *at < clients_idle_before_ms
+                }) {
+                    s.clients.remove(id);
+                    purged.clients += 1;
+                }
+            }
+            purged
         })
     }
 }

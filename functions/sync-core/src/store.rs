@@ -120,6 +120,10 @@ pub struct Commit {
     pub clients: Vec<(String, ClientRecord)>,
     /// A client group seen for the first time: (group ID, owner).
     pub new_group: Option<(String, String)>,
+    /// Raises the space's tombstone floor to this version (garbage collection's commit,
+    /// before it removes the tombstones at or below it; see [`PullSnapshot::tombstone_floor`]).
+    /// A floor never goes down: a lower one leaves it as it is.
+    pub tombstone_floor: Option<Version>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +156,9 @@ pub struct PullSnapshot {
     pub access: SpaceAccess,
     /// The owner of the requesting client group, when the group exists.
     pub group_owner: Option<String>,
+    /// Deletions stamped at or below this version may have been removed by garbage
+    /// collection: a pull whose cookie is below it cannot learn them and gets a reset.
+    pub tombstone_floor: Version,
 }
 
 impl PullSnapshot {
@@ -163,8 +170,53 @@ impl PullSnapshot {
             client_lmids: Vec::new(),
             access,
             group_owner,
+            tombstone_floor: 0,
         }
     }
+}
+
+/// What garbage collection may remove, as times in epoch milliseconds: each store stamps
+/// every entry and client record a commit writes with the time of the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarbageCutoffs {
+    /// Deleted entries whose delete is older than this.
+    pub tombstones_before_ms: u64,
+    /// Client records last written (by a push of theirs) before this.
+    pub clients_idle_before_ms: u64,
+}
+
+/// Deleted entries and idle clients of one space that garbage collection may remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Garbage {
+    /// The space version when this was read.
+    pub version: Version,
+    /// The space's tombstone floor when this was read.
+    pub tombstone_floor: Version,
+    /// Deleted entries older than the cutoff: (key, the version of their delete).
+    pub tombstones: Vec<(String, Version)>,
+    /// Clients idle since before the cutoff: (client group ID, client ID).
+    pub idle_clients: Vec<(String, String)>,
+}
+
+impl Garbage {
+    pub fn is_empty(&self) -> bool {
+        self.tombstones.is_empty() && self.idle_clients.is_empty()
+    }
+}
+
+/// What a [`Store::purge`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub tombstones: u64,
+    pub clients: u64,
+}
+
+/// One page of [`Store::list_spaces`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpacePage {
+    pub spaces: Vec<SpaceId>,
+    /// Where the next page starts (the store's own notation); `None` after the last page.
+    pub next: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -274,4 +326,39 @@ pub trait Store: Send + Sync {
         client_group_id: &str,
         since: Version,
     ) -> Result<Option<PullSnapshot>, StoreError>;
+
+    /// Garbage collection: the IDs of spaces, a page (about `limit`) at a time, starting
+    /// where `after` (a previous page's `next`) says. A page may be empty and still have a
+    /// `next`.
+    async fn list_spaces(&self, after: Option<&str>, limit: usize)
+    -> Result<SpacePage, StoreError>;
+
+    /// Garbage collection: the space's deleted entries and idle clients older than
+    /// `cutoffs`, with its version and tombstone floor. Need not be one snapshot: what it
+    /// finds is only removed by [`Store::purge`] under conditions. `None` for an unknown
+    /// space.
+    async fn find_garbage(
+        &self,
+        space: &SpaceId,
+        cutoffs: &GarbageCutoffs,
+    ) -> Result<Option<Garbage>, StoreError>;
+
+    /// Garbage collection: removes each of `tombstones` that is still the delete stamped
+    /// with that version (a key written again since stays), and each of `idle_clients`
+    /// still last written before `clients_idle_before_ms` (a client that pushed since
+    /// stays). The engine purges tombstones only at or below the space's tombstone floor.
+    async fn purge(
+        &self,
+        space: &SpaceId,
+        tombstones: &[(String, Version)],
+        idle_clients: &[(String, String)],
+        clients_idle_before_ms: u64,
+    ) -> Result<Purged, StoreError>;
+}
+
+/// Now, in epoch milliseconds: what stores stamp on the records a commit writes.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -59,7 +59,7 @@ pub async fn pull<'c>(
         Cookie::Version(order) => {
             let snap = snapshot(store, space, caller, group, *order).await?;
             refuse_if_future(*order as f64, &snap)?;
-            (Since::Changes, snap)
+            changes_or_reset(store, space, caller, group, *order, snap).await?
         }
         Cookie::Unusable(number) => {
             // Never handed out: answer a reset, under a cookie above it (or the client
@@ -78,7 +78,7 @@ pub async fn pull<'c>(
             if *order <= snap.version {
                 // Signed or not, a cookie at or below the version only selects what to
                 // send (see the module notes of `cookie`).
-                (Since::Changes, snap)
+                changes_or_reset(store, space, caller, group, *order, snap).await?
             } else if keys.verify(space, *order, sig) && *order < MAX_SAFE_INTEGER {
                 (
                     Since::Reset,
@@ -118,6 +118,27 @@ async fn snapshot(
         return Err(PullError::GroupOwnedByOtherUser);
     }
     Ok(snapshot)
+}
+
+/// The changes since `cookie` in `snap`, unless garbage collection may have removed
+/// deletes after the cookie (it is below the tombstone floor): then a reset, read anew.
+async fn changes_or_reset(
+    store: &dyn Store,
+    space: &SpaceId,
+    caller: Caller<'_>,
+    group: &str,
+    cookie: Version,
+    snap: PullSnapshot,
+) -> Result<(Since, PullSnapshot), PullError> {
+    if cookie >= snap.tombstone_floor {
+        return Ok((Since::Changes, snap));
+    }
+    tracing::debug!(space_id = %space, cookie, floor = snap.tombstone_floor,
+        "cookie below the tombstone floor: answering a reset");
+    Ok((
+        Since::Reset,
+        snapshot(store, space, caller, group, 0).await?,
+    ))
 }
 
 fn refuse_if_future(order: f64, snap: &PullSnapshot) -> Result<(), PullError> {

@@ -624,6 +624,7 @@ impl<'r, 'a> Attempt<'r, 'a> {
                 })
                 .collect(),
             new_group: (!self.group_known).then(|| (group_id.clone(), request.user.to_owned())),
+            tombstone_floor: None,
         };
         match request.store.commit(request.space, &commit).await {
             Ok(CommitOutcome::Committed) => {

@@ -1,0 +1,278 @@
+//! Cases on garbage collection: what goes, what stays, and what clients see after it.
+
+use crate::cases_engine::{cookie_of, mutation, pull_from, push_request};
+use crate::new_space;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use sync_core::SpaceId;
+use sync_core::engine::{self, PushConfig};
+use sync_core::gc::{self, GcReport};
+use sync_core::mutators::app;
+use sync_core::protocol::{Cookie, PatchOp, PushRequest};
+use sync_core::store::{GarbageCutoffs, Store, now_ms};
+
+/// Cutoffs an hour ahead: everything written so far is old enough to go.
+fn everything_old() -> GarbageCutoffs {
+    let later = now_ms() + 3_600_000;
+    GarbageCutoffs {
+        tombstones_before_ms: later,
+        clients_idle_before_ms: later,
+    }
+}
+
+/// Cutoffs an hour back: nothing written in this run is old enough.
+fn nothing_old() -> GarbageCutoffs {
+    let earlier = now_ms() - 3_600_000;
+    GarbageCutoffs {
+        tombstones_before_ms: earlier,
+        clients_idle_before_ms: earlier,
+    }
+}
+
+async fn push(store: &dyn Store, space: &SpaceId, req: &PushRequest) -> engine::PushOutcome {
+    engine::push(
+        store,
+        &app::registry(),
+        &PushConfig::default(),
+        space,
+        "",
+        req,
+    )
+    .await
+    .expect("push")
+}
+
+async fn collect(store: &dyn Store, space: &SpaceId, cutoffs: &GarbageCutoffs) -> GcReport {
+    let mut report = GcReport::default();
+    gc::collect_space(store, space, cutoffs, &mut report)
+        .await
+        .expect("collect_space");
+    report
+}
+
+/// A space with `item/a` deleted at version 2 and `item/b` live, pushed by client `c` of
+/// group `g`; and the cookie of a pull at version 1 (before the delete).
+async fn space_with_a_delete(store: &dyn Store, tag: &str) -> (SpaceId, Cookie) {
+    let space = new_space(store, tag).await;
+    let set = |id, key| mutation("c", id, "setItem", json!({"key": key, "value": id}));
+    push(
+        store,
+        &space,
+        &push_request("g", vec![set(1, "a"), set(2, "b")]),
+    )
+    .await;
+    let before_delete = pull_from(store, &space, "g", Cookie::Null).await;
+    let delete = mutation("c", 3, "deleteItem", json!({"key": "a"}));
+    push(store, &space, &push_request("g", vec![delete])).await;
+    (space, cookie_of(&before_delete))
+}
+
+pub async fn gc_keeps_what_is_younger_than_the_retention(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let (space, old_cookie) = space_with_a_delete(store, "gc-young").await;
+    let report = collect(store, &space, &nothing_old()).await;
+    assert_eq!(
+        (
+            report.tombstones_removed,
+            report.clients_removed,
+            report.floors_raised
+        ),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(store.space_version(&space).await.unwrap(), Some(2));
+    // The old cookie still gets the delete, incrementally.
+    let inc = pull_from(store, &space, "g", old_cookie).await;
+    assert_eq!(
+        inc.patch,
+        vec![PatchOp::Del {
+            key: "item/a".into()
+        }]
+    );
+    assert_eq!(inc.last_mutation_id_changes, [("c".into(), 3)].into());
+}
+
+pub async fn gc_removes_old_tombstones_and_resets_older_cookies(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let (space, old_cookie) = space_with_a_delete(store, "gc-tomb").await;
+    let current = pull_from(store, &space, "g", Cookie::Null).await;
+    let cutoffs = GarbageCutoffs {
+        clients_idle_before_ms: 0,
+        ..everything_old()
+    };
+    let report = collect(store, &space, &cutoffs).await;
+    assert_eq!(
+        (
+            report.tombstones_removed,
+            report.clients_removed,
+            report.floors_raised
+        ),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    // The floor's commit moved the version; the delete's record is gone.
+    assert_eq!(store.space_version(&space).await.unwrap(), Some(3));
+    let all = store.pull_snapshot(&space, "g", 0).await.unwrap().unwrap();
+    assert_eq!(all.tombstone_floor, 2);
+    let keys: Vec<&str> = all.entries.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["item/b"], "only the live entry is left");
+    let garbage = store.find_garbage(&space, &cutoffs).await.unwrap().unwrap();
+    assert!(garbage.tombstones.is_empty(), "{garbage:?}");
+
+    // A cookie from before the delete cannot learn it any more: a reset.
+    let reset = pull_from(store, &space, "g", old_cookie).await;
+    assert_eq!(
+        reset.patch,
+        vec![
+            PatchOp::Clear,
+            PatchOp::Put {
+                key: "item/b".into(),
+                value: json!(2).into()
+            }
+        ]
+    );
+    assert_eq!(reset.cookie.order, 3);
+    assert_eq!(reset.last_mutation_id_changes, [("c".into(), 3)].into());
+    // A cookie at or above the floor stays incremental (nothing changed but the version).
+    let inc = pull_from(store, &space, "g", cookie_of(&current)).await;
+    assert!(inc.patch.is_empty(), "{:?}", inc.patch);
+    assert_eq!(inc.cookie.order, 3);
+
+    // A second run finds nothing more and moves nothing.
+    let again = collect(store, &space, &cutoffs).await;
+    assert_eq!((again.tombstones_removed, again.floors_raised), (0, 0));
+    assert_eq!(store.space_version(&space).await.unwrap(), Some(3));
+}
+
+pub async fn gc_keeps_a_key_written_again(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let (space, _) = space_with_a_delete(store, "gc-again").await;
+    let cutoffs = GarbageCutoffs {
+        clients_idle_before_ms: 0,
+        ..everything_old()
+    };
+    let garbage = store.find_garbage(&space, &cutoffs).await.unwrap().unwrap();
+    assert_eq!(garbage.tombstones, [("item/a".to_owned(), 2)]);
+    // The key is written again after the collector found its tombstone.
+    let set = mutation("c", 4, "setItem", json!({"key": "a", "value": "back"}));
+    push(store, &space, &push_request("g", vec![set])).await;
+    let purged = store
+        .purge(&space, &garbage.tombstones, &[], 0)
+        .await
+        .unwrap();
+    assert_eq!(purged.tombstones, 0);
+    let all = pull_from(store, &space, "h", Cookie::Null).await;
+    assert!(all.patch.contains(&PatchOp::Put {
+        key: "item/a".into(),
+        value: json!("back").into()
+    }));
+}
+
+pub async fn gc_removes_idle_clients_and_their_pushes_get_client_state_not_found(
+    store: Arc<dyn Store>,
+) {
+    let store = store.as_ref();
+    let space = new_space(store, "gc-idle").await;
+    let inc = |client, id| mutation(client, id, "increment", json!(1));
+    push(
+        store,
+        &space,
+        &push_request("old", vec![inc("o", 1), inc("o", 2)]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    push(store, &space, &push_request("new", vec![inc("n", 1)])).await;
+    let cutoffs = GarbageCutoffs {
+        tombstones_before_ms: 0,
+        clients_idle_before_ms: cutoff,
+    };
+    let report = collect(store, &space, &cutoffs).await;
+    assert_eq!(report.clients_removed, 1, "{report:?}");
+    assert_eq!(report.floors_raised, 0, "removing clients moves no version");
+
+    // The removed client's next mutation is ahead of what the server knows of it.
+    let outcome = push(store, &space, &push_request("old", vec![inc("o", 3)])).await;
+    assert!(outcome.client_state_not_found);
+    assert_eq!(outcome.commits, 0);
+    // The active client goes on as before.
+    let outcome = push(store, &space, &push_request("new", vec![inc("n", 2)])).await;
+    assert!(!outcome.client_state_not_found);
+    assert_eq!(outcome.processed, 1);
+    // The client's recovery: a new group and client, from the pulled state.
+    let fresh = pull_from(store, &space, "recovered", Cookie::Null).await;
+    assert!(fresh.patch.contains(&PatchOp::Put {
+        key: "count".into(),
+        value: json!(4).into()
+    }));
+    let outcome = push(store, &space, &push_request("recovered", vec![inc("r", 1)])).await;
+    assert_eq!(outcome.processed, 1);
+}
+
+pub async fn gc_keeps_a_client_that_pushed_after_it_was_found_idle(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let space = new_space(store, "gc-back").await;
+    let inc = |id| mutation("c", id, "increment", json!(1));
+    push(store, &space, &push_request("g", vec![inc(1)])).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoffs = GarbageCutoffs {
+        tombstones_before_ms: 0,
+        clients_idle_before_ms: now_ms(),
+    };
+    let garbage = store.find_garbage(&space, &cutoffs).await.unwrap().unwrap();
+    assert_eq!(garbage.idle_clients, [("g".to_owned(), "c".to_owned())]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    push(store, &space, &push_request("g", vec![inc(2)])).await;
+    let purged = store
+        .purge(
+            &space,
+            &[],
+            &garbage.idle_clients,
+            cutoffs.clients_idle_before_ms,
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged.clients, 0, "the client pushed since: it stays");
+    let outcome = push(store, &space, &push_request("g", vec![inc(3)])).await;
+    assert_eq!(
+        (outcome.processed, outcome.client_state_not_found),
+        (1, false)
+    );
+}
+
+pub async fn gc_lists_every_space(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(new_space(store, "gc-list").await);
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100_000 {
+        let page = store.list_spaces(after.as_deref(), 2).await.unwrap();
+        seen.extend(page.spaces);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    for space in &created {
+        assert!(seen.contains(space), "{space} not listed");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a space listed twice");
+    // The whole run over the store: every space, nothing young removed.
+    let report = gc::collect(store, &gc::GcPolicy::DEFAULT, now_ms(), None)
+        .await
+        .unwrap();
+    assert!(report.spaces >= created.len() as u64, "{report:?}");
+    assert_eq!(
+        (report.tombstones_removed, report.clients_removed),
+        (0, 0),
+        "{report:?}"
+    );
+}

@@ -1,0 +1,186 @@
+//! Garbage collection: deleted entries (tombstones) older than a retention and clients idle
+//! for longer than a limit are removed, so that a space's data does not grow forever.
+//!
+//! - **Tombstones.** A pull learns a delete from its tombstone. Before removing any, a
+//!   commit raises the space's *tombstone floor* to the highest version removed (and moves
+//!   the version, so that a pull reading meanwhile redoes its read); a pull whose cookie is
+//!   below the floor could miss a delete, so it gets a reset instead (`clear` and every
+//!   live entry). Only deletes older than the retention go, so only a client that has not
+//!   pulled for that long is reset.
+//! - **Clients.** A client record holds the client's last mutation ID. One that no push
+//!   wrote for the idle limit is removed; if that client ever pushes again, its next
+//!   mutation is ahead of the LMID the server knows (none) and the push answers
+//!   `ClientStateNotFound`, upon which the Replicache client starts a new client group
+//!   from its cache. The store removes a client only if it is still idle, so a client
+//!   that pushes while the collector runs keeps its record.
+//!
+//! Set the retention and the idle limit above the longest time a client may be offline
+//! with pending mutations: a client idle for longer loses them.
+
+use crate::ids::SpaceId;
+use crate::store::{Commit, CommitOutcome, Garbage, GarbageCutoffs, Store, StoreError};
+use std::time::{Duration, Instant};
+
+/// Spaces asked of the store per page.
+const SPACES_PER_PAGE: usize = 100;
+/// Attempts to commit a space's floor before its tombstones are left for the next run.
+const FLOOR_ATTEMPTS: u32 = 5;
+
+/// How old garbage must be to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcPolicy {
+    /// Deleted entries older than this are removed; cookies issued longer ago than this
+    /// may get a reset.
+    pub tombstone_retention: Duration,
+    /// Clients that pushed nothing for this long are removed.
+    pub client_idle: Duration,
+}
+
+impl GcPolicy {
+    /// Thirty days each: far above the offline periods the product supports.
+    pub const DEFAULT: GcPolicy = GcPolicy {
+        tombstone_retention: Duration::from_secs(30 * 24 * 3600),
+        client_idle: Duration::from_secs(30 * 24 * 3600),
+    };
+
+    /// The cutoffs as of `now_ms` (epoch milliseconds).
+    pub fn cutoffs(&self, now_ms: u64) -> GarbageCutoffs {
+        let before =
+            |age: Duration| now_ms.saturating_sub(age.as_millis().try_into().unwrap_or(u64::MAX));
+        GarbageCutoffs {
+            tombstones_before_ms: before(self.tombstone_retention),
+            clients_idle_before_ms: before(self.client_idle),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub spaces: u64,
+    pub tombstones_removed: u64,
+    pub clients_removed: u64,
+    /// Spaces whose tombstone floor was raised.
+    pub floors_raised: u64,
+    /// Spaces whose tombstones stay for the next run (the space kept committing).
+    pub spaces_deferred: u64,
+    /// The run stopped at its deadline before reaching every space.
+    pub incomplete: bool,
+}
+
+/// Collects the garbage of every space as of `now_ms`, until `deadline` (a run stopped
+/// there leaves the rest for the next one; every step is safe to stop after).
+pub async fn collect(
+    store: &dyn Store,
+    policy: &GcPolicy,
+    now_ms: u64,
+    deadline: Option<Instant>,
+) -> Result<GcReport, StoreError> {
+    let cutoffs = policy.cutoffs(now_ms);
+    let mut report = GcReport::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_spaces(after.as_deref(), SPACES_PER_PAGE).await?;
+        for space in &page.spaces {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                report.incomplete = true;
+                return Ok(report);
+            }
+            collect_space(store, space, &cutoffs, &mut report).await?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(report),
+        }
+    }
+}
+
+/// Collects one space's garbage.
+pub async fn collect_space(
+    store: &dyn Store,
+    space: &SpaceId,
+    cutoffs: &GarbageCutoffs,
+    report: &mut GcReport,
+) -> Result<(), StoreError> {
+    report.spaces += 1;
+    let Some(mut garbage) = store.find_garbage(space, cutoffs).await? else {
+        return Ok(());
+    };
+    if garbage.is_empty() {
+        return Ok(());
+    }
+    if !raise_floor(store, space, cutoffs, &mut garbage, report).await? {
+        report.spaces_deferred += 1;
+        garbage.tombstones.clear();
+    }
+    let purged = store
+        .purge(
+            space,
+            &garbage.tombstones,
+            &garbage.idle_clients,
+            cutoffs.clients_idle_before_ms,
+        )
+        .await?;
+    report.tombstones_removed += purged.tombstones;
+    report.clients_removed += purged.clients;
+    if purged.tombstones + purged.clients > 0 {
+        tracing::info!(space_id = %space, tombstones = purged.tombstones,
+            clients = purged.clients, "garbage collected");
+    }
+    Ok(())
+}
+
+/// Makes the floor cover every tombstone of `garbage` (re-reading it after a lost race);
+/// `false` when the space kept committing.
+async fn raise_floor(
+    store: &dyn Store,
+    space: &SpaceId,
+    cutoffs: &GarbageCutoffs,
+    garbage: &mut Garbage,
+    report: &mut GcReport,
+) -> Result<bool, StoreError> {
+    for _ in 0..FLOOR_ATTEMPTS {
+        let Some(highest) = garbage.tombstones.iter().map(|(_, v)| *v).max() else {
+            return Ok(true);
+        };
+        if highest <= garbage.tombstone_floor {
+            return Ok(true);
+        }
+        let raise = Commit {
+            expected_version: garbage.version,
+            next_version: garbage.version + 1,
+            tombstone_floor: Some(highest),
+            ..Commit::default()
+        };
+        if store.commit(space, &raise).await? == CommitOutcome::Committed {
+            report.floors_raised += 1;
+            return Ok(true);
+        }
+        match store.find_garbage(space, cutoffs).await? {
+            Some(again) => *garbage = again,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoffs_are_now_less_the_ages_and_never_underflow() {
+        let policy = GcPolicy {
+            tombstone_retention: Duration::from_secs(10),
+            client_idle: Duration::from_secs(20),
+        };
+        assert_eq!(
+            policy.cutoffs(100_000),
+            GarbageCutoffs {
+                tombstones_before_ms: 90_000,
+                clients_idle_before_ms: 80_000
+            }
+        );
+        assert_eq!(policy.cutoffs(5).tombstones_before_ms, 0);
+    }
+}
