@@ -4,8 +4,8 @@
 //! The units follow the Developer Guide ("Read/write capacity mode", "Item sizes and
 //! formats", "Amazon DynamoDB Transactions: How it works"): a strongly consistent read
 //! costs 1 read unit per 4 KB of item (an eventually consistent one half that; a read of
-//! a missing item still costs one unit), a `Query` sums the sizes of the items it reads
-//! before rounding, a write costs 1 write unit per 1 KB of the larger of the item before
+//! a missing item still costs one unit), a `Query` or a `Scan` page sums the sizes of the
+//! items it reads before rounding, a write costs 1 write unit per 1 KB of the larger of the item before
 //! and after it, an index entry written costs like an item, and every read or write of a
 //! transaction costs twice (prepare and commit).
 //!
@@ -13,7 +13,8 @@
 //! second ("Best practices for designing and using partition keys effectively"). All of
 //! an item collection (a partition key's items, with their local secondary index entries)
 //! lives in one partition, so the emulator keeps one token bucket per partition key value,
-//! holding one second's worth of units.
+//! holding one second's worth of units. A `Scan` page draws on each partition it read in
+//! proportion to the bytes it read there.
 
 use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, HashMap};

@@ -17,9 +17,11 @@
 //!   `PutItem`, `UpdateItem`, `DeleteItem`, `Query` (on the table or a local secondary
 //!   index, with key conditions `=`, `<`, `<=`, `>`, `>=`, `BETWEEN`, `begins_with`,
 //!   filters, `Limit`, 1 MB pages, `ExclusiveStartKey`/`LastEvaluatedKey`,
-//!   `ScanIndexForward`, `Select: COUNT`), `BatchGetItem`, `BatchWriteItem`,
-//!   `TransactGetItems`, `TransactWriteItems` (`Put`, `Update`, `Delete`,
-//!   `ConditionCheck`, `ClientRequestToken`); expressions in [`expr`];
+//!   `ScanIndexForward`, `Select`), `Scan` (of the table or a local secondary index, with
+//!   the same filters, projections, `Select`, `Limit`, pages and capacity as `Query`, and
+//!   parallel scans by `Segment`/`TotalSegments`; see [`scan`]), `BatchGetItem`,
+//!   `BatchWriteItem`, `TransactGetItems`, `TransactWriteItems` (`Put`, `Update`,
+//!   `Delete`, `ConditionCheck`, `ClientRequestToken`); expressions in [`expr`];
 //! - concurrency and conflicts in [`server`] and [`txn`];
 //! - consumed capacity and throughput in [`capacity`];
 //! - limits (400 KB items, 2,048-byte partition keys, 1,024-byte sort keys, 100 actions
@@ -30,15 +32,16 @@
 //! consumed capacity, and its documentation does not say what one costs.
 //!
 //! Not modelled: eventual consistency (an eventually consistent read returns the last
-//! committed value, at half the read units), expiry of items by time to live, Scan,
-//! global secondary indexes, streams, and the reserved words of expressions (bare
-//! attribute names are accepted whatever they are).
+//! committed value, at half the read units), expiry of items by time to live, global
+//! secondary indexes, streams, and the reserved words of expressions (bare attribute names
+//! are accepted whatever they are).
 
 pub mod capacity;
 pub mod error;
 pub mod expr;
 pub mod number;
 pub mod ops;
+pub mod scan;
 pub mod server;
 pub mod state;
 pub mod table;

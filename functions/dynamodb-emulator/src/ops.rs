@@ -1,22 +1,23 @@
 //! The non-transactional operations: tables (`CreateTable`, `DescribeTable`,
 //! `DeleteTable`, `ListTables`, time to live), single items (`GetItem`, `PutItem`,
-//! `UpdateItem`, `DeleteItem`), `Query`, `BatchGetItem` and `BatchWriteItem`.
+//! `UpdateItem`, `DeleteItem`), `Query` (with what it shares with `Scan`, in
+//! [`crate::scan`]), `BatchGetItem` and `BatchWriteItem`.
 //!
 //! Each operation is parsed (expressions included) before it takes the state's lock, and
 //! applied under it in one step.
 
-use crate::capacity::{Consumed, Demand, Mode};
+use crate::capacity::{Consumed, Demand, Mode, Throttle};
 use crate::error::ApiError;
 use crate::expr::{self, CmpOp, Cond, Context, Operand, Path, Update};
-use crate::state::State;
-use crate::table::{Edge, IndexKey, PrimaryKey, SortKey, Table, read_units};
+use crate::state::{State, Stats};
+use crate::table::{Edge, IndexKey, Lsi, PrimaryKey, SortKey, Table, read_units};
 use crate::value::{Item, KeyValue, Value, item_from_json, item_size, item_to_json};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::time::Instant;
 
-/// Data one `Query` page reads at most.
+/// Data one `Query` or `Scan` page reads at most.
 pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// Data one `BatchGetItem` answers at most.
 const MAX_BATCH_GET_BYTES: usize = 16 * 1024 * 1024;
@@ -27,7 +28,7 @@ pub const ARN_PREFIX: &str = "arn:aws:dynamodb:us-east-1:000000000000";
 
 // ------------------------------------------------------------------------------ parsing
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::validation(message)
 }
 
@@ -67,7 +68,7 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-fn opt_str<'a>(body: &'a Json, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn opt_str<'a>(body: &'a Json, field: &str) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s)),
@@ -76,7 +77,7 @@ fn opt_str<'a>(body: &'a Json, field: &str) -> Result<Option<&'a str>, ApiError>
 }
 
 /// The legacy parameters (`Expected`, `AttributeUpdates`, ...) are not part of the subset.
-fn refuse_legacy(body: &Json, fields: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn refuse_legacy(body: &Json, fields: &[&str]) -> Result<(), ApiError> {
     for field in fields {
         if body.get(*field).is_some_and(|v| !v.is_null()) {
             return Err(invalid(format!(
@@ -570,19 +571,104 @@ enum Select {
     Count,
 }
 
+/// What `Query` and `Scan` share: where they read, and how a page of what they read
+/// becomes the answer (filter, projection, `Select`, `Limit`, start key, capacity).
 #[derive(Debug)]
-pub struct QueryReq {
-    table: String,
-    index: Option<String>,
-    key_condition: Cond,
+pub struct ReadReq {
+    pub table: String,
+    pub index: Option<String>,
     filter: Option<Cond>,
     projection: Option<Vec<Path>>,
-    limit: Option<usize>,
-    start: Option<Item>,
-    forward: bool,
+    pub(crate) limit: Option<usize>,
+    pub(crate) start: Option<Item>,
     consistent: bool,
     select: Select,
     mode: Mode,
+}
+
+/// The shared parameters of `Query` and `Scan`; `cx` has already parsed the operation's
+/// own expressions (a key condition), so that every placeholder is accounted for here.
+pub fn parse_read(body: &Json, mut cx: Context) -> Result<ReadReq, ApiError> {
+    let filter = opt_str(body, "FilterExpression")?
+        .map(|f| cx.filter(f))
+        .transpose()?;
+    let projection = projection(&mut cx, body)?;
+    cx.finish()?;
+    let index = opt_str(body, "IndexName")?.map(str::to_owned);
+    let select = match opt_str(body, "Select")? {
+        None if projection.is_some() => Select::Specific,
+        None | Some("ALL_ATTRIBUTES") => Select::All,
+        Some("ALL_PROJECTED_ATTRIBUTES") => Select::Projected,
+        Some("SPECIFIC_ATTRIBUTES") => Select::Specific,
+        Some("COUNT") => Select::Count,
+        Some(other) => {
+            return Err(invalid(format!(
+                "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
+            )));
+        }
+    };
+    // DynamoDB's rules for `Select` with and without a projection.
+    match (select, projection.is_some()) {
+        (Select::Count, true) => {
+            return Err(invalid(
+                "Cannot specify the ProjectionExpression when choosing to get only the COUNT",
+            ));
+        }
+        (Select::All, true) => {
+            return Err(invalid(
+                "Cannot specify the ProjectionExpression when choosing to get ALL_ATTRIBUTES",
+            ));
+        }
+        (Select::Projected, true) => {
+            return Err(invalid(
+                "Cannot specify the ProjectionExpression when choosing to get ALL_PROJECTED_ATTRIBUTES",
+            ));
+        }
+        (Select::Specific, false) => {
+            return Err(invalid(
+                "Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+            ));
+        }
+        _ => {}
+    }
+    if select == Select::Projected && index.is_none() {
+        return Err(invalid(
+            "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName",
+        ));
+    }
+    let limit = match body.get("Limit").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => {
+                return Err(invalid(format!(
+                    "1 validation error detected: Value '{v}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                )));
+            }
+        },
+    };
+    let start = match body.get("ExclusiveStartKey").filter(|v| !v.is_null()) {
+        Some(k) => Some(item_from_json(k)?),
+        None => None,
+    };
+    Ok(ReadReq {
+        table: table_name(body)?,
+        index,
+        filter,
+        projection,
+        limit,
+        start,
+        consistent: consistent(body),
+        select,
+        mode: Mode::parse(body)?,
+    })
+}
+
+#[derive(Debug)]
+pub struct QueryReq {
+    read: ReadReq,
+    key_condition: Cond,
+    forward: bool,
 }
 
 pub fn parse_query(body: &Json) -> Result<QueryReq, ApiError> {
@@ -602,55 +688,10 @@ pub fn parse_query(body: &Json) -> Result<QueryReq, ApiError> {
         ));
     };
     let key_condition = cx.key_condition(key_condition)?;
-    let filter = opt_str(body, "FilterExpression")?
-        .map(|f| cx.filter(f))
-        .transpose()?;
-    let projection = projection(&mut cx, body)?;
-    cx.finish()?;
-    let select = match opt_str(body, "Select")? {
-        None if projection.is_some() => Select::Specific,
-        None | Some("ALL_ATTRIBUTES") => Select::All,
-        Some("ALL_PROJECTED_ATTRIBUTES") => Select::Projected,
-        Some("SPECIFIC_ATTRIBUTES") => Select::Specific,
-        Some("COUNT") => Select::Count,
-        Some(other) => {
-            return Err(invalid(format!(
-                "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
-            )));
-        }
-    };
-    if select == Select::Count && projection.is_some() {
-        return Err(invalid(
-            "Cannot specify the ProjectionExpression when choosing to get only the COUNT",
-        ));
-    }
-    let limit = match body.get("Limit").filter(|v| !v.is_null()) {
-        None => None,
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Some(n as usize),
-            _ => {
-                return Err(invalid(
-                    "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
-                ));
-            }
-        },
-    };
-    let start = match body.get("ExclusiveStartKey").filter(|v| !v.is_null()) {
-        Some(k) => Some(item_from_json(k)?),
-        None => None,
-    };
     Ok(QueryReq {
-        table: table_name(body)?,
-        index: opt_str(body, "IndexName")?.map(str::to_owned),
+        read: parse_read(body, cx)?,
         key_condition,
-        filter,
-        projection,
-        limit,
-        start,
         forward: body["ScanIndexForward"].as_bool().unwrap_or(true),
-        consistent: consistent(body),
-        select,
-        mode: Mode::parse(body)?,
     })
 }
 
@@ -895,139 +936,126 @@ fn candidates<'a, T: Ord + Clone + 'a>(
     }
 }
 
-pub fn query(st: &mut State, now: Instant, req: &QueryReq) -> Result<Json, ApiError> {
-    let State {
-        tables,
-        throttle,
-        stats,
-        ..
-    } = st;
-    let table = tables
-        .get(&req.table)
-        .ok_or_else(ApiError::table_not_found)?;
-    let index = match &req.index {
-        Some(name) => Some(table.lsi(name).ok_or_else(|| {
+/// The index a `Query` or `Scan` names, if any (the emulator has local secondary indexes
+/// only, so any other name is unknown).
+pub fn read_index<'a>(
+    table: &'a Table,
+    name: Option<&str>,
+) -> Result<Option<(usize, &'a Lsi)>, ApiError> {
+    match name {
+        Some(name) => Ok(Some(table.lsi(name).ok_or_else(|| {
             invalid(format!(
                 "The table does not have the specified index: {name}"
             ))
-        })?),
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Where an `ExclusiveStartKey` points: the table's key, plus the index's sort key on an
+/// index (an index entry is ordered by both).
+pub struct StartKey {
+    pub key: PrimaryKey,
+    pub index_value: Option<KeyValue>,
+}
+
+pub fn start_key(
+    table: &Table,
+    index: Option<(usize, &Lsi)>,
+    start: &Item,
+) -> Result<StartKey, ApiError> {
+    let bad = || {
+        invalid(
+            "The provided starting key is invalid: The provided key element does not match the schema",
+        )
+    };
+    let mut table_key = start.clone();
+    let index_value = match index {
+        Some((_, lsi)) => Some(
+            table_key
+                .remove(&lsi.range)
+                .and_then(|v| KeyValue::from_value(&v))
+                .ok_or_else(bad)?,
+        ),
         None => None,
     };
-    let range_attr = match index {
-        Some((_, lsi)) => Some(lsi.range.as_str()),
-        None => table.range.as_deref(),
-    };
-    let (pk, sk) = key_condition(&req.key_condition, table, range_attr)?;
-    // The start key: the table's key, plus the index's sort key on an index.
-    let start = match &req.start {
-        None => None,
-        Some(start_item) => {
-            let bad = || {
-                invalid(
-                    "The provided starting key is invalid: The provided key element does not match the schema",
-                )
-            };
-            let mut table_key = start_item.clone();
-            let index_value = match index {
-                Some((_, lsi)) => Some(
-                    table_key
-                        .remove(&lsi.range)
-                        .and_then(|v| KeyValue::from_value(&v))
-                        .ok_or_else(bad)?,
-                ),
-                None => None,
-            };
-            let key = table.primary_key(&table_key, true).map_err(|_| bad())?;
-            if key.pk != pk {
-                return Err(invalid(
-                    "The provided starting key is invalid: The provided starting key does not match the partition key of the query",
-                ));
-            }
-            Some((key.sk, index_value))
-        }
-    };
-    let partition = table.partitions.get(&pk);
-    let mut scanned: Vec<&Item> = Vec::new();
-    let mut bytes = 0usize;
-    let mut stopped = false;
-    if let Some(partition) = partition {
-        match index {
-            None => {
-                let prefix_value = match &sk {
-                    Some(SkCond::BeginsWith(p)) => Some(p.clone()),
-                    _ => None,
-                };
-                let prefix_fn = prefix_value
-                    .as_ref()
-                    .map(|p| move |k: &SortKey| k.as_ref().is_some_and(|k| k.starts_with(p)));
-                let prefix_ref: Option<&dyn Fn(&SortKey) -> bool> =
-                    prefix_fn.as_ref().map(|f| f as &dyn Fn(&SortKey) -> bool);
-                let keys = candidates(
-                    |l, h| Box::new(partition.items.range((l, h)).map(|(k, _)| k)),
-                    table_bounds(sk.as_ref()),
-                    start.as_ref().map(|(s, _)| s.clone()),
-                    req.forward,
-                    prefix_ref,
-                );
-                for k in keys {
-                    let item = &partition.items[k];
-                    if req.limit.is_some_and(|l| scanned.len() >= l) || bytes >= MAX_PAGE_BYTES {
-                        stopped = true;
-                        break;
-                    }
-                    bytes += item_size(item);
-                    scanned.push(item);
-                }
-            }
-            Some((i, lsi)) => {
-                let prefix_value = match &sk {
-                    Some(SkCond::BeginsWith(p)) => Some(p.clone()),
-                    _ => None,
-                };
-                let prefix_fn = prefix_value
-                    .as_ref()
-                    .map(|p| move |k: &IndexKey| k.0.starts_with(p));
-                let prefix_ref: Option<&dyn Fn(&IndexKey) -> bool> =
-                    prefix_fn.as_ref().map(|f| f as &dyn Fn(&IndexKey) -> bool);
-                let start_key = match &start {
-                    Some((table_sk, Some(v))) => Some((v.clone(), Edge::At(table_sk.clone()))),
-                    _ => None,
-                };
-                let keys = candidates(
-                    |l, h| Box::new(partition.indexes[i].range((l, h))),
-                    index_bounds(sk.as_ref()),
-                    start_key,
-                    req.forward,
-                    prefix_ref,
-                );
-                for (_, edge) in keys {
-                    let Edge::At(table_sk) = edge else { continue };
-                    let Some(item) = partition.items.get(table_sk) else {
-                        continue;
-                    };
-                    if req.limit.is_some_and(|l| scanned.len() >= l) || bytes >= MAX_PAGE_BYTES {
-                        stopped = true;
-                        break;
-                    }
-                    bytes += table.index_entry_size(lsi, item).unwrap_or(0);
-                    scanned.push(item);
-                }
-            }
+    let key = table.primary_key(&table_key, true).map_err(|_| bad())?;
+    Ok(StartKey { key, index_value })
+}
+
+/// The items one page of a `Query` or `Scan` reads, in order, up to its `Limit` or 1 MB.
+pub struct Page<'a> {
+    limit: Option<usize>,
+    items: Vec<&'a Item>,
+    bytes: usize,
+    /// The bytes read in each partition, in order: each partition's throughput pays for
+    /// its share.
+    partitions: Vec<(KeyValue, usize)>,
+    /// Whether the page stopped with items left to read (so it has a `LastEvaluatedKey`).
+    stopped: bool,
+}
+
+impl<'a> Page<'a> {
+    /// `partition`: the one partition a `Query` reads, charged even when it reads nothing.
+    pub fn new(limit: Option<usize>, partition: Option<&KeyValue>) -> Page<'a> {
+        Page {
+            limit,
+            items: Vec::new(),
+            bytes: 0,
+            partitions: partition.map(|pk| (pk.clone(), 0)).into_iter().collect(),
+            stopped: false,
         }
     }
-    // What was read is paid, filtered or not: the sizes summed, then rounded up to 4 KB.
-    let units = if bytes == 0 {
-        factor(req.consistent)
-    } else {
-        read_units(bytes) * factor(req.consistent)
-    };
-    let demand = Demand {
-        table: req.table.clone(),
-        pk: pk.clone(),
-        read: units,
-        write: 0.0,
-    };
-    if throttle.take(now, &[demand]).is_err() {
+
+    /// Reads `item` (`size` bytes, in partition `pk`); false when the page is already full,
+    /// and the item is left for the next page.
+    pub fn read(&mut self, pk: &KeyValue, item: &'a Item, size: usize) -> bool {
+        if self.limit.is_some_and(|l| self.items.len() >= l) || self.bytes >= MAX_PAGE_BYTES {
+            self.stopped = true;
+            return false;
+        }
+        self.bytes += size;
+        self.items.push(item);
+        match self.partitions.last_mut() {
+            Some((last, bytes)) if last == pk => *bytes += size,
+            _ => self.partitions.push((pk.clone(), size)),
+        }
+        true
+    }
+}
+
+/// A page read by a `Query` or `Scan`, answered: its capacity charged (to each partition's
+/// throughput too), its `LastEvaluatedKey`, the filter applied after the read (the
+/// filtered-out items are paid for, as in DynamoDB), the projection, `Select`. Returns the
+/// answer and what it consumed, for the caller to tally once the state is free again.
+pub fn answer_page(
+    throttle: &mut Throttle,
+    stats: &mut Stats,
+    now: Instant,
+    table: &Table,
+    index: Option<(usize, &Lsi)>,
+    req: &ReadReq,
+    page: Page<'_>,
+) -> Result<(Json, Consumed), ApiError> {
+    // What was read is paid, filtered or not: the sizes summed, then rounded up to 4 KB
+    // (one unit when nothing was read).
+    let units = read_units(page.bytes) * factor(req.consistent);
+    let shares = page.partitions.len().max(1) as f64;
+    let demands: Vec<Demand> = page
+        .partitions
+        .iter()
+        .map(|(pk, bytes)| Demand {
+            table: req.table.clone(),
+            pk: pk.clone(),
+            read: if page.bytes == 0 {
+                units / shares
+            } else {
+                units * (*bytes as f64) / (page.bytes as f64)
+            },
+            write: 0.0,
+        })
+        .collect();
+    if throttle.take(now, &demands).is_err() {
         stats.throttled += 1;
         return Err(ApiError::throughput_exceeded());
     }
@@ -1036,8 +1064,8 @@ pub fn query(st: &mut State, now: Instant, req: &QueryReq) -> Result<Json, ApiEr
         Some((_, lsi)) => consumed.index_read(&req.table, &lsi.name, units),
         None => consumed.table_read(&req.table, units),
     }
-    let last_key = if stopped {
-        scanned.last().map(|item| {
+    let last_key = if page.stopped {
+        page.items.last().map(|item| {
             let mut key = Item::new();
             for attr in std::iter::once(&table.hash)
                 .chain(table.range.iter())
@@ -1052,13 +1080,14 @@ pub fn query(st: &mut State, now: Instant, req: &QueryReq) -> Result<Json, ApiEr
     } else {
         None
     };
-    let scanned_count = scanned.len();
+    let scanned_count = page.items.len();
     let matched: Vec<&Item> = match &req.filter {
-        Some(filter) => scanned
+        Some(filter) => page
+            .items
             .into_iter()
             .filter(|item| expr::eval(filter, item))
             .collect(),
-        None => scanned,
+        None => page.items,
     };
     let mut out = Map::new();
     out.insert("Count".into(), json!(matched.len()));
@@ -1090,8 +1119,103 @@ pub fn query(st: &mut State, now: Instant, req: &QueryReq) -> Result<Json, ApiEr
         out.insert("LastEvaluatedKey".into(), item_to_json(&key));
     }
     single_capacity(&mut out, &consumed, req.mode);
+    Ok((Json::Object(out), consumed))
+}
+
+pub fn query(st: &mut State, now: Instant, q: &QueryReq) -> Result<Json, ApiError> {
+    let req = &q.read;
+    let State {
+        tables,
+        throttle,
+        stats,
+        ..
+    } = st;
+    let table = tables
+        .get(&req.table)
+        .ok_or_else(ApiError::table_not_found)?;
+    let index = read_index(table, req.index.as_deref())?;
+    let range_attr = match index {
+        Some((_, lsi)) => Some(lsi.range.as_str()),
+        None => table.range.as_deref(),
+    };
+    let (pk, sk) = key_condition(&q.key_condition, table, range_attr)?;
+    let start = match &req.start {
+        None => None,
+        Some(start_item) => {
+            let start = start_key(table, index, start_item)?;
+            if start.key.pk != pk {
+                return Err(invalid(
+                    "The provided starting key is invalid: The provided starting key does not match the partition key of the query",
+                ));
+            }
+            Some((start.key.sk, start.index_value))
+        }
+    };
+    let partition = table.partitions.get(&pk);
+    let mut page = Page::new(req.limit, Some(&pk));
+    if let Some(partition) = partition {
+        match index {
+            None => {
+                let prefix_value = match &sk {
+                    Some(SkCond::BeginsWith(p)) => Some(p.clone()),
+                    _ => None,
+                };
+                let prefix_fn = prefix_value
+                    .as_ref()
+                    .map(|p| move |k: &SortKey| k.as_ref().is_some_and(|k| k.starts_with(p)));
+                let prefix_ref: Option<&dyn Fn(&SortKey) -> bool> =
+                    prefix_fn.as_ref().map(|f| f as &dyn Fn(&SortKey) -> bool);
+                let keys = candidates(
+                    |l, h| Box::new(partition.items.range((l, h)).map(|(k, _)| k)),
+                    table_bounds(sk.as_ref()),
+                    start.as_ref().map(|(s, _)| s.clone()),
+                    q.forward,
+                    prefix_ref,
+                );
+                for k in keys {
+                    let item = &partition.items[k];
+                    if !page.read(&pk, item, item_size(item)) {
+                        break;
+                    }
+                }
+            }
+            Some((i, lsi)) => {
+                let prefix_value = match &sk {
+                    Some(SkCond::BeginsWith(p)) => Some(p.clone()),
+                    _ => None,
+                };
+                let prefix_fn = prefix_value
+                    .as_ref()
+                    .map(|p| move |k: &IndexKey| k.0.starts_with(p));
+                let prefix_ref: Option<&dyn Fn(&IndexKey) -> bool> =
+                    prefix_fn.as_ref().map(|f| f as &dyn Fn(&IndexKey) -> bool);
+                let start_key = match &start {
+                    Some((table_sk, Some(v))) => Some((v.clone(), Edge::At(table_sk.clone()))),
+                    _ => None,
+                };
+                let keys = candidates(
+                    |l, h| Box::new(partition.indexes[i].range((l, h))),
+                    index_bounds(sk.as_ref()),
+                    start_key,
+                    q.forward,
+                    prefix_ref,
+                );
+                for (_, edge) in keys {
+                    let Edge::At(table_sk) = edge else { continue };
+                    let Some(item) = partition.items.get(table_sk) else {
+                        continue;
+                    };
+                    let size = table.index_entry_size(lsi, item).unwrap_or(0);
+                    if !page.read(&pk, item, size) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let (out, consumed) = answer_page(throttle, stats, now, table, index, req, page)?;
     st.tally(&consumed);
-    Ok(Json::Object(out))
+    Ok(out)
 }
 
 // ------------------------------------------------------------------------------ batches

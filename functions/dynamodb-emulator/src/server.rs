@@ -10,7 +10,7 @@
 
 use crate::error::ApiError;
 use crate::state::State;
-use crate::{Config, ops, txn};
+use crate::{Config, ops, scan, txn};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode, header};
@@ -139,6 +139,7 @@ enum Parsed {
     Get(ops::GetReq),
     Write(ops::WriteReq),
     Query(ops::QueryReq),
+    Scan(scan::ScanReq),
     BatchGet(ops::BatchGetReq),
     BatchWrite(ops::BatchWriteReq),
     TransactGet(txn::TransactGetReq),
@@ -176,6 +177,7 @@ async fn operation(inner: &Arc<Inner>, op: &str, body: &Bytes) -> Result<Json, A
         "UpdateItem" => ops::parse_update(&body).map(Parsed::Write),
         "DeleteItem" => ops::parse_delete(&body).map(Parsed::Write),
         "Query" => ops::parse_query(&body).map(Parsed::Query),
+        "Scan" => scan::parse_scan(&body).map(Parsed::Scan),
         "BatchGetItem" => ops::parse_batch_get(&body).map(Parsed::BatchGet),
         "BatchWriteItem" => ops::parse_batch_write(&body).map(Parsed::BatchWrite),
         "TransactGetItems" => txn::parse_transact_get(&body).map(Parsed::TransactGet),
@@ -195,6 +197,7 @@ async fn operation(inner: &Arc<Inner>, op: &str, body: &Bytes) -> Result<Json, A
             Parsed::Get(r) => ops::get_item(&mut st, now, &r),
             Parsed::Write(r) => ops::write_item(&mut st, now, &r),
             Parsed::Query(r) => ops::query(&mut st, now, &r),
+            Parsed::Scan(r) => scan::scan(&mut st, now, &r),
             Parsed::BatchGet(r) => ops::batch_get(&mut st, now, &r),
             Parsed::BatchWrite(r) => ops::batch_write(&mut st, now, &r),
             Parsed::TransactGet(r) => txn::transact_get(&mut st, now, &r),

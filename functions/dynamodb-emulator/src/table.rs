@@ -1,7 +1,9 @@
 //! A table: its key schema and local secondary indexes, its items by partition (each
 //! partition an ordered map by sort key, with an ordered set per index, so that a `Query`
 //! reads only its key range, as DynamoDB does), key and item validation with DynamoDB's
-//! limits and messages, and what a write costs in write units.
+//! limits and messages, and what a write costs in write units. A `Scan` reads the
+//! partitions in a fixed order, by a hash of their key ([`scan_hash`]), kept in
+//! [`Table::scan_order`].
 
 use crate::error::ApiError;
 use crate::value::{Item, KeyValue, Value, item_size};
@@ -28,6 +30,42 @@ pub enum Edge {
 /// An index entry: the index's sort key, then the table's sort key (ties in the index are
 /// ordered by the table's key).
 pub type IndexKey = (KeyValue, Edge);
+
+/// A partition's place in a scan: the hash of its key ([`scan_hash`]), then the key itself
+/// (should two hashes tie). Entries always hold `Some`; `(h, None)` sorts below every key
+/// of hash `h`, so that a range can start at a hash.
+pub type ScanKey = (u64, Option<KeyValue>);
+
+/// The hash that orders partitions in a scan and assigns them to the segments of a
+/// parallel scan: FNV-1a over the key's type and bytes (a number's canonical text, so that
+/// `1.50` and `1.5` agree), then SplitMix64's finaliser so that every bit depends on every
+/// byte. Fixed, unlike `std`'s hasher, so that the order is the same across pages and runs.
+pub fn scan_hash(pk: &KeyValue) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    match pk {
+        KeyValue::S(s) => {
+            eat(b"S");
+            eat(s.as_bytes());
+        }
+        KeyValue::N(n) => {
+            eat(b"N");
+            eat(n.to_string().as_bytes());
+        }
+        KeyValue::B(b) => {
+            eat(b"B");
+            eat(b);
+        }
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PrimaryKey {
@@ -71,6 +109,8 @@ pub struct Table {
     pub created: f64,
     pub definitions: Json,
     pub partitions: HashMap<KeyValue, Partition>,
+    /// The keys of [`Table::partitions`] in scan order.
+    pub scan_order: BTreeSet<ScanKey>,
     pub item_count: usize,
     pub size_bytes: usize,
 }
@@ -163,6 +203,7 @@ impl Table {
             created: now,
             definitions,
             partitions: HashMap::new(),
+            scan_order: BTreeSet::new(),
             item_count: 0,
             size_bytes: 0,
         })
@@ -303,13 +344,19 @@ impl Table {
     pub fn write(&mut self, key: &PrimaryKey, item: Option<Item>) {
         let lsi_ranges: Vec<String> = self.lsis.iter().map(|l| l.range.clone()).collect();
         let index_count = lsi_ranges.len();
-        let partition = self
-            .partitions
-            .entry(key.pk.clone())
-            .or_insert_with(|| Partition {
+        if item.is_none() && !self.partitions.contains_key(&key.pk) {
+            // Deleting from a partition that does not exist changes nothing.
+            return;
+        }
+        let scan_key = (scan_hash(&key.pk), Some(key.pk.clone()));
+        let scan_order = &mut self.scan_order;
+        let partition = self.partitions.entry(key.pk.clone()).or_insert_with(|| {
+            scan_order.insert(scan_key.clone());
+            Partition {
                 items: BTreeMap::new(),
                 indexes: vec![BTreeSet::new(); index_count],
-            });
+            }
+        });
         let old = match &item {
             Some(new) => partition.items.insert(key.sk.clone(), new.clone()),
             None => partition.items.remove(&key.sk),
@@ -340,6 +387,7 @@ impl Table {
         }
         if partition.items.is_empty() {
             self.partitions.remove(&key.pk);
+            self.scan_order.remove(&scan_key);
         }
     }
 
