@@ -22,6 +22,9 @@
 //! | `ANSWER_BUCKET` | unset | on DynamoDB: pull answers over `ANSWER_LIMIT_BYTES` go to this S3 bucket (created if missing) and the client is redirected (303) to a presigned URL |
 //! | `S3_ENDPOINT` | `DYNAMODB_ENDPOINT` | the S3 endpoint of `ANSWER_BUCKET` (moto serves both) |
 //! | `ANSWER_LIMIT_BYTES` | `6029312` | answers whose body (gzipped when the client accepts it) is larger are redirected |
+//! | `GC_INTERVAL_SECS` | `3600` | how often garbage collection runs (`0`: never) |
+//! | `TOMBSTONE_RETENTION_SECS` | `2592000` (30 days) | deleted entries older than this are removed; older cookies get a reset |
+//! | `CLIENT_IDLE_SECS` | `2592000` (30 days) | clients that pushed nothing for this long are removed |
 
 use axum::http::HeaderValue;
 use std::path::PathBuf;
@@ -35,6 +38,7 @@ pub const DEFAULT_CLIENT_DIR: &str = "client/dist";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = sync_core::api::DEFAULT_REQUEST_TIMEOUT;
 pub const DEFAULT_MAX_SOCKETS_PER_SPACE: usize = 1000;
 pub const DEFAULT_DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -50,6 +54,15 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Where oversized answers go (on DynamoDB only); `None`: every answer direct.
     pub answers: Option<AnswerConfig>,
+    /// Garbage collection's schedule and ages; `None`: never.
+    pub gc: Option<GcConfig>,
+}
+
+/// `GC_INTERVAL_SECS` and the ages of [`sync_core::gc::GcPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcConfig {
+    pub interval: Duration,
+    pub policy: sync_core::gc::GcPolicy,
 }
 
 /// `ANSWER_BUCKET` and its settings: the local stand-in of the pull function's answer
@@ -138,6 +151,12 @@ pub enum ConfigError {
     AnswerBucketWithoutDynamoDb,
     #[error("ANSWER_LIMIT_BYTES must be a number of bytes, not {0:?}")]
     AnswerLimit(String),
+    #[error("{name} must be a number of seconds{}, not {raw:?}", if *.zero_allowed { "" } else { " from 1" })]
+    Seconds {
+        name: &'static str,
+        raw: String,
+        zero_allowed: bool,
+    },
     #[error("set JWT_SECRET_FILE or JWKS_FILE, not both")]
     TwoKeySources,
     #[error("{0} is a setting of AUTH_MODE=jwt: set AUTH_MODE=jwt, or unset {0}")]
@@ -213,6 +232,7 @@ impl Config {
                 },
             }),
         };
+        let gc = gc_config(&get)?;
         let allowed_origins = match get("ALLOWED_ORIGINS")? {
             None => AllowedOrigins::Any,
             Some(raw) => parse_origins(&raw)?,
@@ -237,8 +257,39 @@ impl Config {
             max_sockets_per_space,
             auth,
             answers,
+            gc,
         })
     }
+}
+
+fn gc_config(
+    get: &impl Fn(&'static str) -> Result<Option<String>, ConfigError>,
+) -> Result<Option<GcConfig>, ConfigError> {
+    let seconds = |name: &'static str, default: Duration, zero_allowed: bool| {
+        let Some(raw) = get(name)? else {
+            return Ok(default);
+        };
+        raw.parse::<u64>()
+            .ok()
+            .filter(|n| zero_allowed || *n > 0)
+            .map(Duration::from_secs)
+            .ok_or(ConfigError::Seconds {
+                name,
+                raw,
+                zero_allowed,
+            })
+    };
+    let defaults = sync_core::gc::GcPolicy::DEFAULT;
+    let interval = seconds("GC_INTERVAL_SECS", DEFAULT_GC_INTERVAL, true)?;
+    let policy = sync_core::gc::GcPolicy {
+        tombstone_retention: seconds(
+            "TOMBSTONE_RETENTION_SECS",
+            defaults.tombstone_retention,
+            false,
+        )?,
+        client_idle: seconds("CLIENT_IDLE_SECS", defaults.client_idle, false)?,
+    };
+    Ok((!interval.is_zero()).then_some(GcConfig { interval, policy }))
 }
 
 fn auth_config(
@@ -379,6 +430,44 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(25));
         assert_eq!(c.max_sockets_per_space, 1000);
         assert_eq!(c.auth, AuthConfig::None);
+        assert_eq!(
+            c.gc,
+            Some(GcConfig {
+                interval: Duration::from_secs(3600),
+                policy: sync_core::gc::GcPolicy::DEFAULT
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_collection() {
+        let c = config(&[
+            ("GC_INTERVAL_SECS", "2"),
+            ("TOMBSTONE_RETENTION_SECS", "5"),
+            ("CLIENT_IDLE_SECS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.gc,
+            Some(GcConfig {
+                interval: Duration::from_secs(2),
+                policy: sync_core::gc::GcPolicy {
+                    tombstone_retention: Duration::from_secs(5),
+                    client_idle: Duration::from_secs(7),
+                }
+            })
+        );
+        assert_eq!(config(&[("GC_INTERVAL_SECS", "0")]).unwrap().gc, None);
+        let err = config(&[("CLIENT_IDLE_SECS", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CLIENT_IDLE_SECS must be a number of seconds from 1, not \"0\""
+        );
+        let err = config(&[("GC_INTERVAL_SECS", "soon")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GC_INTERVAL_SECS must be a number of seconds, not \"soon\""
+        );
     }
 
     #[test]

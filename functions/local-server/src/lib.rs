@@ -6,6 +6,7 @@ pub mod answers;
 pub mod auth;
 pub mod config;
 pub mod cookie_secret;
+pub mod gc_task;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;

@@ -59,6 +59,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         max_sockets_per_space: config.max_sockets_per_space,
         oversize,
     };
+    let gc = config
+        .gc
+        .map(|gc| crate::gc_task::spawn(Arc::clone(&opened.store), gc));
     let app = routes::app(opened.store, Arc::clone(&hub), &options);
     let bind_error = |source| ServerError::Bind {
         host: config.host.clone(),
@@ -80,9 +83,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
          Pokes    ws://{authority}{POKE_PATH}?spaceID=<id>{token_param}\n\
          Store    {}\n\
          Auth     {auth_description}\n\
-         Answers  {answers_description}\n",
+         Answers  {answers_description}\n\
+         Garbage  {}\n",
         static_files::describe(&config.client_dir),
         opened.description,
+        describe_gc(config.gc.as_ref()),
     );
     // Whoever started the server may have stopped reading its output: that is no reason
     // to stop serving.
@@ -92,12 +97,27 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     drop(stdout);
     tracing::info!(address = %local, store = %opened.description, "listening");
 
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(hub))
-        .await
-        .map_err(ServerError::Serve)?;
+        .await;
+    if let Some(gc) = gc {
+        gc.abort();
+    }
+    served.map_err(ServerError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn describe_gc(gc: Option<&crate::config::GcConfig>) -> String {
+    match gc {
+        None => "never collected (GC_INTERVAL_SECS=0)".to_owned(),
+        Some(gc) => format!(
+            "collected every {} s: deletes older than {} s, clients idle for {} s",
+            gc.interval.as_secs(),
+            gc.policy.tombstone_retention.as_secs(),
+            gc.policy.client_idle.as_secs()
+        ),
+    }
 }
 
 /// The auth of `config`, with its line of the banner; says loudly when there is none, and
