@@ -191,7 +191,7 @@ pub async fn gc_removes_idle_clients_and_their_pushes_get_client_state_not_found
     };
     let report = collect(store, &space, &cutoffs).await;
     assert_eq!(report.clients_removed, 1, "{report:?}");
-    assert_eq!(report.floors_raised, 0, "removing clients moves no version");
+    assert_eq!(report.floors_raised, 0, "removing clients raises no floor");
 
     // The removed client's next mutation is ahead of what the server knows of it.
     let outcome = push(store, &space, &push_request("old", vec![inc("o", 3)])).await;
@@ -275,4 +275,27 @@ pub async fn gc_lists_every_space(store: Arc<dyn Store>) {
         (0, 0),
         "{report:?}"
     );
+}
+
+pub async fn gc_of_the_last_commits_items_leaves_pulls_working(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let space = new_space(store, "gc-head").await;
+    let set = mutation("c", 1, "setItem", json!({"key": "a", "value": 1}));
+    let delete = mutation("c", 2, "deleteItem", json!({"key": "a"}));
+    // One commit writes both the tombstone and the client: the space's last commit.
+    push(store, &space, &push_request("g", vec![set, delete])).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = collect(store, &space, &everything_old()).await;
+    assert_eq!(
+        (report.tombstones_removed, report.clients_removed),
+        (1, 1),
+        "{report:?}"
+    );
+    for group in ["g", "other"] {
+        let full = pull_from(store, &space, group, Cookie::Null).await;
+        assert_eq!(full.patch, vec![PatchOp::Clear], "{group}");
+        assert!(full.last_mutation_id_changes.is_empty(), "{group}");
+    }
+    let from_start = pull_from(store, &space, "g", Cookie::Version(0)).await;
+    assert_eq!(from_start.patch, vec![PatchOp::Clear]);
 }

@@ -21,8 +21,13 @@ const SET_HEAD: &str = "SET #hv = :next, #hi = :items, #hiv = :next";
 /// A version-only commit leaves the head items alone (see `schema::HEAD_ITEMS_VERSION`).
 const SET_VERSION: &str = "SET #hv = :next";
 const HEAD_VERSION_IS_EXPECTED: &str = "#hv = :expected";
-/// Added to a commit that raises the tombstone floor, with its condition: a floor never
-/// goes down (a lower one loses like a version race).
+/// Added to garbage collection's commit (the one that sets the tombstone floor), with its
+/// condition: a floor never goes down (a lower one loses like a version race). The commit
+/// also empties the head: it succeeded only once the commit before it had landed on all
+/// its items (DynamoDB refuses a write to an item of a transaction in flight), so no pull
+/// needs to wait for any of them, and the collector may then remove some of them.
+const SET_FLOOR_EMPTY_HEAD: &str = ", #tf = :floor, #hi = :none, #hiv = :next";
+/// A commit with items sets the floor beside its own head.
 const SET_FLOOR: &str = ", #tf = :floor";
 const FLOOR_NOT_ABOVE: &str = " AND (attribute_not_exists(#tf) OR #tf <= :floor)";
 const ITEM_IS_NEW: &str = "attribute_not_exists(#pk)";
@@ -60,7 +65,7 @@ impl DynamoStore {
     /// The version bump alone: one conditional `UpdateItem`, cheaper than a transaction.
     /// It wrote no item, so the head names none.
     async fn bump_version(&self, pk: &str, commit: &Commit) -> Result<CommitOutcome, StoreError> {
-        let (update, condition) = with_floor(SET_VERSION, commit);
+        let (update, condition) = with_floor(SET_VERSION, SET_FLOOR_EMPTY_HEAD, commit);
         let mut request = self
             .client()
             .update_item()
@@ -74,7 +79,10 @@ impl DynamoStore {
         if let Some(floor) = commit.tombstone_floor {
             request = request
                 .expression_attribute_names("#tf", schema::TOMBSTONE_FLOOR)
-                .expression_attribute_values(":floor", n(floor));
+                .expression_attribute_names("#hi", schema::HEAD_ITEMS)
+                .expression_attribute_names("#hiv", schema::HEAD_ITEMS_VERSION)
+                .expression_attribute_values(":floor", n(floor))
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()));
         }
         let result = request.send().await;
         match result {
@@ -113,7 +121,7 @@ impl DynamoStore {
                     .map(|(id, _)| s(schema::client_sk(id))),
             )
             .collect();
-        let (update, condition) = with_floor(SET_HEAD, commit);
+        let (update, condition) = with_floor(SET_HEAD, SET_FLOOR, commit);
         let mut bump = Update::builder()
             .table_name(self.table())
             .set_key(Some(item::key(pk, schema::META_SK)))
@@ -175,10 +183,10 @@ impl DynamoStore {
 
 /// The update and condition expressions of the space item's update, with the floor's
 /// parts when the commit raises it.
-fn with_floor(update: &str, commit: &Commit) -> (String, String) {
+fn with_floor(update: &str, set_floor: &str, commit: &Commit) -> (String, String) {
     match commit.tombstone_floor {
         Some(_) => (
-            format!("{update}{SET_FLOOR}"),
+            format!("{update}{set_floor}"),
             format!("{HEAD_VERSION_IS_EXPECTED}{FLOOR_NOT_ABOVE}"),
         ),
         None => (update.to_owned(), HEAD_VERSION_IS_EXPECTED.to_owned()),

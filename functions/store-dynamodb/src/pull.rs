@@ -165,10 +165,7 @@ async fn read_once(
         Some(_) => get_n(meta, schema::HEAD_ITEMS_VERSION)?,
         None => version,
     };
-    // A floor at or above the head's commit was raised by a later commit, which DynamoDB
-    // applies only after that one landed on all its items; garbage collection may since
-    // have removed the deleted ones among them, which must not be awaited.
-    let mut unseen: Vec<String> = if head_version > since && head_version > tombstone_floor {
+    let mut unseen: Vec<String> = if head_version > since {
         get_head_items(meta)?
             .into_iter()
             .filter(|sk| {

@@ -1,12 +1,14 @@
 //! Garbage collection: deleted entries (tombstones) older than a retention and clients idle
 //! for longer than a limit are removed, so that a space's data does not grow forever.
 //!
-//! - **Tombstones.** A pull learns a delete from its tombstone. Before removing any, a
-//!   commit raises the space's *tombstone floor* to the highest version removed (and moves
-//!   the version, so that a pull reading meanwhile redoes its read); a pull whose cookie is
-//!   below the floor could miss a delete, so it gets a reset instead (`clear` and every
-//!   live entry). Only deletes older than the retention go, so only a client that has not
-//!   pulled for that long is reset.
+//! Before removing anything from a space, the collector commits: the commit moves the
+//! version (a read of the space in flight redoes itself) and raises the space's
+//! *tombstone floor*; a store may also settle what it keeps of its last commit then.
+//!
+//! - **Tombstones.** A pull learns a delete from its tombstone. The floor is raised to the
+//!   highest version removed; a pull whose cookie is below the floor could miss a delete,
+//!   so it gets a reset instead (`clear` and every live entry). Only deletes older than
+//!   the retention go, so only a client that has not pulled for that long is reset.
 //! - **Clients.** A client record holds the client's last mutation ID. One that no push
 //!   wrote for the idle limit is removed; if that client ever pushes again, its next
 //!   mutation is ahead of the LMID the server knows (none) and the push answers
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// Spaces asked of the store per page.
 const SPACES_PER_PAGE: usize = 100;
-/// Attempts to commit a space's floor before its tombstones are left for the next run.
+/// Attempts at the collector's commit before a space's garbage is left for the next run.
 const FLOOR_ATTEMPTS: u32 = 5;
 
 /// How old garbage must be to go.
@@ -62,8 +64,10 @@ pub struct GcReport {
     pub clients_removed: u64,
     /// Spaces whose tombstone floor was raised.
     pub floors_raised: u64,
-    /// Spaces whose tombstones stay for the next run (the space kept committing).
+    /// Spaces whose garbage stays for the next run (the space kept committing).
     pub spaces_deferred: u64,
+    /// Spaces whose collection failed (a store error, logged); the next run retries.
+    pub spaces_failed: u64,
     /// The run stopped at its deadline before reaching every space.
     pub incomplete: bool,
 }
@@ -86,7 +90,10 @@ pub async fn collect(
                 report.incomplete = true;
                 return Ok(report);
             }
-            collect_space(store, space, &cutoffs, &mut report).await?;
+            if let Err(e) = collect_space(store, space, &cutoffs, &mut report).await {
+                report.spaces_failed += 1;
+                tracing::warn!(space_id = %space, error = %e, "garbage collection of a space failed");
+            }
         }
         match page.next {
             Some(next) => after = Some(next),
@@ -109,9 +116,9 @@ pub async fn collect_space(
     if garbage.is_empty() {
         return Ok(());
     }
-    if !raise_floor(store, space, cutoffs, &mut garbage, report).await? {
+    if !commit_first(store, space, cutoffs, &mut garbage, report).await? {
         report.spaces_deferred += 1;
-        garbage.tombstones.clear();
+        return Ok(());
     }
     let purged = store
         .purge(
@@ -130,9 +137,9 @@ pub async fn collect_space(
     Ok(())
 }
 
-/// Makes the floor cover every tombstone of `garbage` (re-reading it after a lost race);
-/// `false` when the space kept committing.
-async fn raise_floor(
+/// The collector's commit, with a floor covering every tombstone of `garbage` (re-read
+/// after a lost race); `false` when the space kept committing.
+async fn commit_first(
     store: &dyn Store,
     space: &SpaceId,
     cutoffs: &GarbageCutoffs,
@@ -140,20 +147,26 @@ async fn raise_floor(
     report: &mut GcReport,
 ) -> Result<bool, StoreError> {
     for _ in 0..FLOOR_ATTEMPTS {
-        let Some(highest) = garbage.tombstones.iter().map(|(_, v)| *v).max() else {
-            return Ok(true);
-        };
-        if highest <= garbage.tombstone_floor {
-            return Ok(true);
+        if garbage.is_empty() {
+            return Ok(false);
         }
-        let raise = Commit {
+        let highest = garbage
+            .tombstones
+            .iter()
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0);
+        let floor = highest.max(garbage.tombstone_floor);
+        let commit = Commit {
             expected_version: garbage.version,
             next_version: garbage.version + 1,
-            tombstone_floor: Some(highest),
+            tombstone_floor: Some(floor),
             ..Commit::default()
         };
-        if store.commit(space, &raise).await? == CommitOutcome::Committed {
-            report.floors_raised += 1;
+        if store.commit(space, &commit).await? == CommitOutcome::Committed {
+            if floor > garbage.tombstone_floor {
+                report.floors_raised += 1;
+            }
             return Ok(true);
         }
         match store.find_garbage(space, cutoffs).await? {
