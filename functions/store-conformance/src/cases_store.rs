@@ -72,6 +72,7 @@ pub async fn commit_and_snapshot(store: Arc<dyn Store>) {
         ("c1".into(), client("g1", 3)),
         ("c2".into(), client("g2", 7)),
     ];
+    c.new_clients = vec!["c1".into(), "c2".into()];
     c.new_group = Some(("g1".into(), "alice".into()));
     must_commit(store.as_ref(), &space, &c).await;
 
@@ -84,10 +85,16 @@ pub async fn commit_and_snapshot(store: Arc<dyn Store>) {
     assert_eq!(snap.clients.len(), 2, "only existing clients are returned");
     assert_eq!(snap.clients["c1"], client("g1", 3));
     assert_eq!(
-        snap.clients["c2"],
-        client("g2", 7),
-        "clients of any group are returned"
+        snap.clients["c2"].client_group_id, "g2",
+        "clients of any group are returned (another group's may say only its group)"
     );
+    let theirs = store
+        .push_snapshot(&space, "g2", &ids)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(theirs.clients["c2"], client("g2", 7));
+    assert_eq!(theirs.clients["c1"].client_group_id, "g1");
     assert_eq!(snap.group_owner.as_deref(), Some("alice"));
     let other = store
         .push_snapshot(&space, "g2", &[])

@@ -118,7 +118,7 @@ impl DynamoStore {
                 commit
                     .clients
                     .iter()
-                    .map(|(id, _)| s(schema::client_sk(id))),
+                    .map(|(id, record)| s(schema::client_sk(&record.client_group_id, id))),
             )
             .collect();
         let (update, condition) = with_floor(SET_HEAD, SET_FLOOR, commit);
@@ -147,7 +147,7 @@ impl DynamoStore {
             actions.push(self.put(item, false)?);
         }
         for (client_id, record) in &commit.clients {
-            let mut item = item::key(pk, schema::client_sk(client_id));
+            let mut item = item::key(pk, schema::client_sk(&record.client_group_id, client_id));
             item.insert(
                 schema::CLIENT_GROUP_ID.to_owned(),
                 s(&record.client_group_id),
@@ -156,9 +156,31 @@ impl DynamoStore {
                 schema::LAST_MUTATION_ID.to_owned(),
                 n(record.last_mutation_id),
             );
-            item.insert(schema::VERSION.to_owned(), n(commit.next_version));
+            item.insert(schema::CLIENT_VERSION.to_owned(), n(commit.next_version));
             item.insert(schema::WRITTEN_AT.to_owned(), written_at.clone());
             actions.push(self.put(item, false)?);
+        }
+        for client_id in &commit.new_clients {
+            let Some((_, record)) = commit.clients.iter().find(|(id, _)| id == client_id) else {
+                continue;
+            };
+            let mut item = item::key(pk, schema::member_sk(client_id));
+            item.insert(
+                schema::CLIENT_GROUP_ID.to_owned(),
+                s(&record.client_group_id),
+            );
+            // A client joins one group: a concurrent first record of it in another group
+            // conflicts (the same group again, after garbage collection, does not).
+            let put = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk) OR #g = :g")
+                .expression_attribute_names("#pk", schema::PK)
+                .expression_attribute_names("#g", schema::CLIENT_GROUP_ID)
+                .expression_attribute_values(":g", s(&record.client_group_id))
+                .build()
+                .map_err(invalid_request)?;
+            actions.push(TransactWriteItem::builder().put(put).build());
         }
         if let Some((group_id, owner)) = &commit.new_group {
             let mut item = item::key(pk, schema::group_sk(group_id));

@@ -16,6 +16,8 @@ use futures::future::try_join_all;
 use sync_core::SpaceId;
 use sync_core::store::{Garbage, GarbageCutoffs, Purged, SpacePage, StoreError, Version};
 
+/// What every space's partition key starts with.
+const SPACE_PREFIX: &str = "space#";
 /// Removals in flight at once for one space.
 const PURGE_CONCURRENCY: usize = 8;
 
@@ -30,11 +32,13 @@ impl DynamoStore {
             .client()
             .scan()
             .table_name(self.table())
-            .filter_expression("#sk = :meta")
+            // Only spaces: users' items (`user#<id>`) are no space.
+            .filter_expression("#sk = :meta AND begins_with(#pk, :space)")
             .projection_expression("#pk")
             .expression_attribute_names("#pk", schema::PK)
             .expression_attribute_names("#sk", schema::SK)
             .expression_attribute_values(":meta", s(schema::META_SK))
+            .expression_attribute_values(":space", s(SPACE_PREFIX))
             // Items read per page, before the filter: several per space.
             .limit(i32::try_from(limit.saturating_mul(64)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
@@ -44,9 +48,9 @@ impl DynamoStore {
         let mut spaces = Vec::new();
         for found in output.items() {
             let pk = get_s(found, schema::PK)?;
-            let id = pk
-                .strip_prefix("space#")
-                .ok_or_else(|| StoreError::Corrupt("a space item outside a space".into()))?;
+            let Some(id) = pk.strip_prefix(SPACE_PREFIX) else {
+                continue;
+            };
             match SpaceId::parse(id) {
                 Ok(space) => spaces.push(space),
                 // Every stored space ID was validated when created.
@@ -107,11 +111,10 @@ impl DynamoStore {
             .iter()
             .map(|found| {
                 let sk = get_s(found, schema::SK)?;
-                let id = sk.strip_prefix(schema::CLIENT_PREFIX).unwrap_or(sk);
-                Ok((
-                    get_s(found, schema::CLIENT_GROUP_ID)?.to_owned(),
-                    id.to_owned(),
-                ))
+                let (group, id) = schema::parse_client_sk(sk).ok_or_else(|| {
+                    StoreError::Corrupt("a client's sort key lacks its group".into())
+                })?;
+                Ok((group.to_owned(), id.to_owned()))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Some(Garbage {
@@ -174,30 +177,66 @@ impl DynamoStore {
         let pk = space_pk(space.as_str());
         let mut purged = Purged::default();
         for chunk in tombstones.chunks(PURGE_CONCURRENCY) {
-            let removals = chunk.iter().map(|(key, version)| {
-                self.delete_if(
-                    &pk,
-                    schema::entry_sk(key),
-                    "#del = :true AND #v = :v",
-                    [("#del", schema::DELETED), ("#v", schema::VERSION)],
-                    [(":true", AttributeValue::Bool(true)), (":v", n(*version))],
-                )
-            });
+            let removals = chunk
+                .iter()
+                .map(|(key, version)| self.remove_tombstone(&pk, key, *version));
             purged.tombstones += count(try_join_all(removals).await?);
         }
         for chunk in idle_clients.chunks(PURGE_CONCURRENCY) {
-            let removals = chunk.iter().map(|(group, id)| {
-                self.delete_if(
-                    &pk,
-                    schema::client_sk(id),
-                    "#g = :g AND #at < :cutoff",
-                    [("#g", schema::CLIENT_GROUP_ID), ("#at", schema::WRITTEN_AT)],
-                    [(":g", s(group)), (":cutoff", n(clients_idle_before_ms))],
-                )
-            });
+            let removals = chunk
+                .iter()
+                .map(|(group, id)| self.remove_client(&pk, group, id, clients_idle_before_ms));
             purged.clients += count(try_join_all(removals).await?);
         }
         Ok(purged)
+    }
+
+    /// Removes a deleted entry if it is still the delete of `version`.
+    async fn remove_tombstone(
+        &self,
+        pk: &str,
+        key: &str,
+        version: Version,
+    ) -> Result<bool, StoreError> {
+        self.delete_if(
+            pk,
+            schema::entry_sk(key),
+            "#del = :true AND #v = :v",
+            &[("#del", schema::DELETED), ("#v", schema::VERSION)],
+            &[(":true", AttributeValue::Bool(true)), (":v", n(version))],
+        )
+        .await
+    }
+
+    /// Removes an idle client's record, then its membership (a client that pushes again
+    /// is a new client of its group, whose push is answered `ClientStateNotFound`).
+    async fn remove_client(
+        &self,
+        pk: &str,
+        group: &str,
+        id: &str,
+        idle_before_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let removed = self
+            .delete_if(
+                pk,
+                schema::client_sk(group, id),
+                "#g = :g AND #at < :cutoff",
+                &[("#g", schema::CLIENT_GROUP_ID), ("#at", schema::WRITTEN_AT)],
+                &[(":g", s(group)), (":cutoff", n(idle_before_ms))],
+            )
+            .await?;
+        if removed {
+            self.delete_if(
+                pk,
+                schema::member_sk(id),
+                "#g = :g",
+                &[("#g", schema::CLIENT_GROUP_ID)],
+                &[(":g", s(group))],
+            )
+            .await?;
+        }
+        Ok(removed)
     }
 
     /// Deletes the item if `condition` holds; `false` when it no longer does.
@@ -206,8 +245,8 @@ impl DynamoStore {
         pk: &str,
         sk: String,
         condition: &str,
-        names: [(&str, &str); 2],
-        values: [(&str, AttributeValue); 2],
+        names: &[(&str, &str)],
+        values: &[(&str, AttributeValue)],
     ) -> Result<bool, StoreError> {
         let mut request = self
             .client()
@@ -216,10 +255,10 @@ impl DynamoStore {
             .set_key(Some(item::key(pk, sk)))
             .condition_expression(condition);
         for (name, attribute) in names {
-            request = request.expression_attribute_names(name, attribute);
+            request = request.expression_attribute_names(*name, *attribute);
         }
         for (name, value) in values {
-            request = request.expression_attribute_values(name, value);
+            request = request.expression_attribute_values(*name, value.clone());
         }
         match request.send().await {
             Ok(_) => Ok(true),

@@ -1,6 +1,7 @@
 //! A pull's snapshot on DynamoDB: the space as of one version, from a consistent
 //! `BatchGetItem` of the space item (version, access) and the client group's item (its
-//! owner), and a consistent `Query` of the version index.
+//! owner), then, at once, a consistent `Query` of the version index (the entries) and one
+//! of the group's clients (their common sort-key prefix: never another group's).
 //!
 //! DynamoDB has no read snapshot across items. Each item a `BatchGetItem` reads is read
 //! as a `GetItem` would be, serializable with a transaction, but a `Query` is only
@@ -156,9 +157,15 @@ async fn read_once(
         // Nothing to read: whatever is stamped above `since` is above `version` too.
         return Ok(Read::Snapshot(unchanged()));
     }
-    let Some(mut items) = changed_items(store, pk, since, version).await? else {
+    let group_prefix = schema::group_clients_prefix(client_group_id);
+    let (entries, clients) = tokio::join!(
+        changed_items(store, pk, since, version),
+        changed_clients(store, pk, &group_prefix, since, version)
+    );
+    let (Some(mut items), Some(clients)) = (entries?, clients?) else {
         return Ok(Read::Overtaken);
     };
+    items.extend(clients);
     // The `Query` may have read some of the last commit's items before that commit landed
     // on them: it saw them as they were before, or not at all.
     let head_version = match meta.get(schema::HEAD_ITEMS_VERSION) {
@@ -168,10 +175,13 @@ async fn read_once(
     let mut unseen: Vec<String> = if head_version > since {
         get_head_items(meta)?
             .into_iter()
+            // Its entries and this group's clients: another group's are none of this
+            // pull's business.
+            .filter(|sk| sk.starts_with(schema::ENTRY_PREFIX) || sk.starts_with(&group_prefix))
             .filter(|sk| {
-                items
-                    .get(sk.as_str())
-                    .is_none_or(|item| get_n(item, schema::VERSION).ok() != Some(head_version))
+                items.get(sk.as_str()).is_none_or(|item| {
+                    get_n(item, schema::version_attribute(sk)).ok() != Some(head_version)
+                })
             })
             .collect()
     } else {
@@ -188,8 +198,8 @@ async fn read_once(
     snapshot_of(unchanged(), items.into_values(), client_group_id).map(Read::Snapshot)
 }
 
-/// The entry and client items stamped above `since`, by sort key; `None` when one is
-/// stamped above `version` (a commit landed during the read).
+/// The entry items stamped above `since`, by sort key; `None` when one is stamped above
+/// `version` (a commit landed during the read).
 async fn changed_items(
     store: &DynamoStore,
     pk: &str,
@@ -229,6 +239,47 @@ async fn changed_items(
     }
 }
 
+/// The group's client items (sort keys starting with `prefix`) stamped above `since`, by
+/// sort key; `None` when one is stamped above `version`. A group has a client per tab
+/// that ever pushed, so this is a page, rarely more.
+async fn changed_clients(
+    store: &DynamoStore,
+    pk: &str,
+    prefix: &str,
+    since: Version,
+    version: Version,
+) -> Result<Option<BTreeMap<String, Item>>, StoreError> {
+    let mut items = BTreeMap::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let request = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_names("#sk", schema::SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .set_exclusive_start_key(start.take());
+        let output = store.query_page(request).await?;
+        for found in output.items.unwrap_or_default() {
+            let stamped = get_n(&found, schema::CLIENT_VERSION)?;
+            if stamped > version {
+                return Ok(None);
+            }
+            if stamped > since {
+                items.insert(get_s(&found, schema::SK)?.to_owned(), found);
+            }
+        }
+        match output.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(Some(items)),
+        }
+    }
+}
+
 /// Reads the items `sks` of the commit `version` until each shows that commit, and
 /// returns them; `None` when one already shows a later commit (the snapshot is overtaken).
 /// Each item of a consistent `BatchGetItem` is read serializably with the commit, so an
@@ -250,7 +301,7 @@ async fn await_head_items(
         let mut pending = Vec::new();
         for (sk, item) in sks.into_iter().zip(found) {
             match item {
-                Some(item) => match get_n(&item, schema::VERSION)? {
+                Some(item) => match get_n(&item, schema::version_attribute(&sk))? {
                     v if v == version => landed.push((sk, item)),
                     v if v > version => return Ok(None),
                     _ => pending.push(sk),
@@ -292,9 +343,12 @@ fn snapshot_of(
             // The value's text moves out of the item as it is, unparsed.
             let value = take_entry_text(&mut found)?;
             snapshot.entries.push(EntryChange { key, value });
-        } else if let Some(client_id) = sk.strip_prefix(schema::CLIENT_PREFIX) {
-            // Another group's LMIDs must never reach this group.
-            if get_s(&found, schema::CLIENT_GROUP_ID)? == client_group_id {
+        } else if let Some((group, client_id)) = schema::parse_client_sk(sk) {
+            // Another group's LMIDs must never reach this group (none was read: checked
+            // anyway, it costs nothing).
+            if group == client_group_id
+                && get_s(&found, schema::CLIENT_GROUP_ID)? == client_group_id
+            {
                 let lmid = get_n(&found, schema::LAST_MUTATION_ID)?;
                 snapshot.client_lmids.push((client_id.to_owned(), lmid));
             }

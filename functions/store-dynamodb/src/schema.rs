@@ -6,13 +6,15 @@
 /// Partition key (S): `space#<spaceID>` for every item of a space; `user#<userID>` for a
 /// user's own items (the count of spaces they own, [`SPACE_COUNT`]).
 pub const PK: &str = "pk";
-/// Sort key (S): `meta`, `e#<key>`, `c#<clientID>` or `g#<clientGroupID>` in a space;
+/// Sort key (S): `meta`, `e#<key>`, `c#<clientGroupID>#<clientID>`, `m#<clientID>` or
+/// `g#<clientGroupID>` in a space (IDs never hold `#`);
 /// [`SPACE_COUNT_SK`] in a user's partition.
 pub const SK: &str = "sk";
 
 /// Local secondary index on (`pk`, `version`), projection ALL: a pull reads only what
-/// changed since its cookie. Only entries and clients carry `version`, so the space item
-/// and group items stay out of it.
+/// changed since its cookie. Only entries carry `version`, so the space item, group and
+/// client items stay out of it: a pull reads its own group's clients by their common
+/// sort-key prefix ([`group_clients_prefix`]), never another group's.
 pub const VERSION_INDEX: &str = "version-index";
 
 /// Time-to-live attribute (N, epoch seconds) for items that expire on their own, such as
@@ -57,8 +59,11 @@ pub const LINK: &str = "link";
 /// `ADD` and `DELETE` where one update can (see `DynamoStore::change_access`).
 pub const MEMBERS: &str = "members";
 
-/// Entry and client items: the version of their last change (N); the index's sort key.
+/// Entry items: the version of their last change (N); the index's sort key.
 pub const VERSION: &str = "version";
+/// Client items: the version of their last change (N). Not `version`, which would put
+/// every client of every group into the index a pull reads.
+pub const CLIENT_VERSION: &str = "clientVersion";
 /// Entry item: the JSON text of the value (S); absent when deleted.
 pub const VALUE: &str = "value";
 /// Entry item: soft-delete flag (BOOL), so a pull can report `del`.
@@ -89,8 +94,12 @@ pub const USER_PREFIX: &str = "user#";
 pub const META_SK: &str = "meta";
 /// Sort-key prefix of entries.
 pub const ENTRY_PREFIX: &str = "e#";
-/// Sort-key prefix of clients.
+/// Sort-key prefix of clients (then the group's ID, `#`, the client's ID).
 pub const CLIENT_PREFIX: &str = "c#";
+/// Sort-key prefix of client memberships: which group a client belongs to
+/// ([`CLIENT_GROUP_ID`]), written with the client's first record, so that a push naming
+/// another group's client is refused although records are keyed by group.
+pub const MEMBER_PREFIX: &str = "m#";
 /// Sort-key prefix of client groups.
 pub const GROUP_PREFIX: &str = "g#";
 
@@ -108,8 +117,32 @@ pub fn entry_sk(key: &str) -> String {
     format!("{ENTRY_PREFIX}{key}")
 }
 
-pub fn client_sk(client_id: &str) -> String {
-    format!("{CLIENT_PREFIX}{client_id}")
+pub fn client_sk(client_group_id: &str, client_id: &str) -> String {
+    format!("{CLIENT_PREFIX}{client_group_id}#{client_id}")
+}
+
+/// What the sort keys of a group's clients start with.
+pub fn group_clients_prefix(client_group_id: &str) -> String {
+    format!("{CLIENT_PREFIX}{client_group_id}#")
+}
+
+/// The (group ID, client ID) of a client's sort key; `None` for any other sort key,
+/// including a client item of the layout before groups keyed them (`c#<clientID>`).
+pub fn parse_client_sk(sk: &str) -> Option<(&str, &str)> {
+    sk.strip_prefix(CLIENT_PREFIX)?.split_once('#')
+}
+
+/// The version an entry or client item was last written at.
+pub fn version_attribute(sk: &str) -> &'static str {
+    if sk.starts_with(CLIENT_PREFIX) {
+        CLIENT_VERSION
+    } else {
+        VERSION
+    }
+}
+
+pub fn member_sk(client_id: &str) -> String {
+    format!("{MEMBER_PREFIX}{client_id}")
 }
 
 pub fn group_sk(client_group_id: &str) -> String {
@@ -124,11 +157,25 @@ mod tests {
     fn keys() {
         assert_eq!(space_pk("abc"), "space#abc");
         assert_eq!(entry_sk("item/1"), "e#item/1");
-        assert_eq!(client_sk("c1"), "c#c1");
+        assert_eq!(client_sk("g1", "c1"), "c#g1#c1");
+        assert!(client_sk("g1", "c1").starts_with(&group_clients_prefix("g1")));
+        assert!(!client_sk("g10", "c1").starts_with(&group_clients_prefix("g1")));
+        assert_eq!(parse_client_sk("c#g1#c1"), Some(("g1", "c1")));
+        assert_eq!(parse_client_sk("c#c1"), None);
+        assert_eq!(parse_client_sk("e#g#c"), None);
+        assert_eq!(version_attribute("c#g#c"), CLIENT_VERSION);
+        assert_eq!(version_attribute("e#k"), VERSION);
         assert_eq!(group_sk("g1"), "g#g1");
         assert_eq!(user_pk("u1"), "user#u1");
         assert!(!space_pk("").starts_with(USER_PREFIX) && !user_pk("").starts_with("space#"));
         // The prefixes must not be prefixes of each other or of the space item's key.
+        assert_eq!(member_sk("c1"), "m#c1");
+        let prefixes = [ENTRY_PREFIX, CLIENT_PREFIX, MEMBER_PREFIX, GROUP_PREFIX];
+        for (i, a) in prefixes.iter().enumerate() {
+            for b in &prefixes[i + 1..] {
+                assert!(!a.starts_with(b) && !b.starts_with(a));
+            }
+        }
         for (a, b) in [(ENTRY_PREFIX, CLIENT_PREFIX), (CLIENT_PREFIX, GROUP_PREFIX)] {
             assert!(!a.starts_with(b) && !b.starts_with(a));
         }

@@ -560,7 +560,7 @@ async fn commits_name_their_items_on_the_space_item() {
     committed(store, &s, &c).await;
     assert_eq!(
         head_of(store, &s).await,
-        (1, vec!["c#c1".into(), "e#a".into(), "e#gone".into()], 1),
+        (1, vec!["c#g#c1".into(), "e#a".into(), "e#gone".into()], 1),
         "entries and clients, not the group"
     );
 
@@ -574,11 +574,11 @@ async fn commits_name_their_items_on_the_space_item() {
     committed(store, &s, &raise).await;
     assert_eq!(
         head_of(store, &s).await,
-        (9, vec!["c#c1".into(), "e#a".into(), "e#gone".into()], 1)
+        (9, vec!["c#g#c1".into(), "e#a".into(), "e#gone".into()], 1)
     );
 
     // A settled head costs the pull nothing beyond the space and group items and its
-    // query.
+    // two queries (the entries, the group's clients; sent together).
     committed(store, &s, &commit(9, &[("a", Some(json!(2)))])).await;
     f.counter.reset();
     let changes = snap(store, &s, "g", 1).await;
@@ -591,7 +591,7 @@ async fn commits_name_their_items_on_the_space_item() {
     );
     assert_eq!(
         f.counter.snapshot(),
-        [("BatchGetItem".to_owned(), 1), ("Query".to_owned(), 1)].into()
+        [("BatchGetItem".to_owned(), 1), ("Query".to_owned(), 2)].into()
     );
 
     // An entry read is one transactional read.
@@ -617,15 +617,15 @@ async fn pull_waits_for_the_head_commit_to_land_on_its_items() {
 
     // Commit 2 (a := 2, new entry b, c1's LMID 2) has reached the space item and c1, not
     // yet the entries: a range read now sees c1 at 2 but a still at 1 and no b.
-    put_head(store, &s, 2, &["e#a", "e#b", "c#c1"]).await;
+    put_head(store, &s, 2, &["e#a", "e#b", "c#g#c1"]).await;
     put_raw(
         store,
         &s,
-        "c#c1",
+        "c#g#c1",
         &[
             (schema::CLIENT_GROUP_ID, AttributeValue::S("g".into())),
             (schema::LAST_MUTATION_ID, num(2)),
-            (schema::VERSION, num(2)),
+            (schema::CLIENT_VERSION, num(2)),
         ],
     )
     .await;

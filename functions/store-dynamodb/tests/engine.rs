@@ -265,8 +265,8 @@ async fn requests_per_operation() {
         "first pull (null cookie)",
         f.counter.snapshot(),
         // The space item (version, access) with the group's item (its owner), then the
-        // changes.
-        &[("BatchGetItem", 1), ("Query", 1)],
+        // changed entries and the group's changed clients, at once.
+        &[("BatchGetItem", 1), ("Query", 2)],
     );
 
     f.counter.reset();
@@ -302,7 +302,7 @@ async fn requests_per_operation() {
     expect_counts(
         "incremental pull after one change",
         f.counter.snapshot(),
-        &[("BatchGetItem", 1), ("Query", 1)],
+        &[("BatchGetItem", 1), ("Query", 2)],
     );
 
     f.counter.reset();
@@ -332,7 +332,7 @@ async fn requests_per_operation() {
         f.counter.snapshot(),
         // The version (nothing to query above the cookie), a full read, the raise, and the
         // full read at the raised version.
-        &[("BatchGetItem", 3), ("UpdateItem", 1), ("Query", 2)],
+        &[("BatchGetItem", 3), ("UpdateItem", 1), ("Query", 4)],
     );
 }
 

@@ -31,6 +31,10 @@ fn commit(expected: u64, entries: Vec<(&str, Option<Value>)>) -> Commit {
             },
         )],
         new_group: (expected == 0).then(|| ("g1".to_owned(), "alice".to_owned())),
+        new_clients: (expected == 0)
+            .then(|| "c1".to_owned())
+            .into_iter()
+            .collect(),
         tombstone_floor: None,
     }
 }

@@ -53,7 +53,9 @@ impl StoreError {
 /// and refuses oversized values so that an adapter never sees a write it cannot take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
-    /// Entry and client writes in one commit (the space-version update is extra).
+    /// Entry and client writes in one commit (the space-version update is extra); a
+    /// client without a record yet counts twice (its record and its group membership,
+    /// [`Commit::new_clients`]).
     pub max_writes_per_commit: usize,
     /// Bytes of keys and values in one commit.
     pub max_commit_bytes: usize,
@@ -91,7 +93,8 @@ pub struct ClientRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushSnapshot {
     pub version: Version,
-    /// The requested clients that exist (in any group).
+    /// The requested clients that exist, in any group (a client of another group is
+    /// refused: its record may then say only its group).
     pub clients: HashMap<String, ClientRecord>,
     /// The owner of the client group when the group exists.
     pub group_owner: Option<String>,
@@ -118,6 +121,9 @@ pub struct Commit {
     pub entries: Vec<(String, Option<Value>)>,
     /// Client ID -> new record; each client at most once.
     pub clients: Vec<(String, ClientRecord)>,
+    /// The clients of `clients` that had no record in the push's snapshot: a store that
+    /// keys client records by group records here which group each client belongs to.
+    pub new_clients: Vec<String>,
     /// A client group seen for the first time: (group ID, owner).
     pub new_group: Option<(String, String)>,
     /// Raises the space's tombstone floor to this version (garbage collection's commit,

@@ -405,6 +405,8 @@ struct Attempt<'r, 'a> {
     mode: Mode,
     version: u64,
     lmids: BTreeMap<String, u64>,
+    /// Clients with a record in the store: the snapshot's, then those committed since.
+    recorded: BTreeSet<String>,
     group_known: bool,
     overlay: Overlay,
     /// Clients whose LMID the commit being assembled advances.
@@ -428,6 +430,7 @@ impl<'r, 'a> Attempt<'r, 'a> {
             request,
             mode,
             version: snapshot.version,
+            recorded: snapshot.clients.keys().cloned().collect(),
             lmids: snapshot
                 .clients
                 .into_iter()
@@ -568,7 +571,19 @@ impl<'r, 'a> Attempt<'r, 'a> {
             .filter(|k| !self.overlay.batch.contains_key(*k))
             .count();
         let new_client = usize::from(!self.batch_clients.contains(client_id));
-        let count = self.overlay.batch.len() + new_keys + self.batch_clients.len() + new_client;
+        // A client without a record counts twice (see `StoreLimits::max_writes_per_commit`).
+        let unrecorded = self
+            .batch_clients
+            .iter()
+            .map(String::as_str)
+            .chain((new_client == 1).then_some(client_id))
+            .filter(|id| !self.recorded.contains(*id))
+            .count();
+        let count = self.overlay.batch.len()
+            + new_keys
+            + self.batch_clients.len()
+            + new_client
+            + unrecorded;
         let replaced: usize = writes
             .keys()
             .filter_map(|k| self.overlay.batch.get(k).map(|w| w.bytes))
@@ -623,6 +638,11 @@ impl<'r, 'a> Attempt<'r, 'a> {
                     (id.clone(), rec)
                 })
                 .collect(),
+            new_clients: self
+                .batch_clients
+                .difference(&self.recorded)
+                .cloned()
+                .collect(),
             new_group: (!self.group_known).then(|| (group_id.clone(), request.user.to_owned())),
             tombstone_floor: None,
         };
@@ -630,6 +650,7 @@ impl<'r, 'a> Attempt<'r, 'a> {
             Ok(CommitOutcome::Committed) => {
                 self.version = next;
                 self.group_known = true;
+                self.recorded.extend(self.batch_clients.iter().cloned());
                 self.overlay.committed();
                 self.batch_clients.clear();
                 self.commits += 1;
