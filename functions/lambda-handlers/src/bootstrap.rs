@@ -4,12 +4,14 @@
 use crate::auth::AuthMode;
 use crate::config;
 use crate::emf::{EmfMetrics, EmfWriter};
+use crate::gc::GcFunction;
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use sync_core::cookie::{CookieKeyError, CookieKeys};
+use sync_core::gc::GcPolicy;
 use sync_core::mutators::app;
 use sync_core::poke::{NoPoker, Poker};
 use sync_core::{Registry, SyncService};
@@ -102,6 +104,22 @@ fn service(
         // Tests and tools that build a function's service keep their output clean.
         service
     }
+}
+
+/// The garbage collector's function on the table: its runs' figures become EMF lines on
+/// Lambda (elsewhere, tests and tools keep their output clean).
+pub fn gc_function(
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    policy: GcPolicy,
+) -> Arc<GcFunction> {
+    let store = store_dynamodb::DynamoStore::new(client, table);
+    let function = GcFunction::new(Arc::new(store), policy);
+    Arc::new(if config::on_lambda() {
+        function.with_emf(EmfWriter::stdout())
+    } else {
+        function
+    })
 }
 
 /// Why the cookie keys could not be had. No variant carries any of the secret's text.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::env;
 use std::future::Future;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Environment variable naming the DynamoDB table.
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -111,6 +112,50 @@ pub fn max_sockets_per_space() -> Result<usize, InvalidValue> {
                 expected: "a whole number of at least 1",
             }),
     }
+}
+
+/// Optional, the garbage collector's: days after which a deleted entry's record goes
+/// (a client that has not pulled for longer gets a reset). Default: [`GcPolicy::DEFAULT`].
+///
+/// [`GcPolicy::DEFAULT`]: sync_core::gc::GcPolicy::DEFAULT
+pub const TOMBSTONE_RETENTION_DAYS: &str = "TOMBSTONE_RETENTION_DAYS";
+/// Optional, the garbage collector's: days without a push after which a client's record
+/// goes (its next push is answered `ClientStateNotFound`). Default:
+/// [`GcPolicy::DEFAULT`].
+///
+/// [`GcPolicy::DEFAULT`]: sync_core::gc::GcPolicy::DEFAULT
+pub const CLIENT_IDLE_DAYS: &str = "CLIENT_IDLE_DAYS";
+
+const SECONDS_PER_DAY: u64 = 24 * 3600;
+
+/// The garbage collector's policy: [`TOMBSTONE_RETENTION_DAYS`] and [`CLIENT_IDLE_DAYS`],
+/// each [`GcPolicy::DEFAULT`]'s when unset.
+///
+/// [`GcPolicy::DEFAULT`]: sync_core::gc::GcPolicy::DEFAULT
+pub fn gc_policy() -> Result<sync_core::gc::GcPolicy, InvalidValue> {
+    let defaults = sync_core::gc::GcPolicy::DEFAULT;
+    Ok(sync_core::gc::GcPolicy {
+        tombstone_retention: days(TOMBSTONE_RETENTION_DAYS, defaults.tombstone_retention)?,
+        client_idle: days(CLIENT_IDLE_DAYS, defaults.client_idle)?,
+    })
+}
+
+/// The variable `name` as a whole number of days (at least 1), or `default` when unset.
+fn days(name: &'static str, default: Duration) -> Result<Duration, InvalidValue> {
+    let Some(raw) = optional(name) else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|d| *d > 0)
+        .and_then(|d| d.checked_mul(SECONDS_PER_DAY))
+        .map(Duration::from_secs)
+        .ok_or(InvalidValue {
+            name,
+            value: raw,
+            expected: "a whole number of days, at least 1",
+        })
 }
 
 /// What the WebSocket authorizer accepts: [`JWT_ISSUER`], [`JWT_AUDIENCE`] (both

@@ -3,7 +3,7 @@
 //! function's own. Format: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>.
 //!
 //! Dimensions are the route and the outcome (`ok` or the refusal's code) of a request,
-//! and the function of a poke batch: a handful of values each. No space, user or client ID and no user data ever
+//! and the function of a poke batch or a garbage collection run: a handful of values each. No space, user or client ID and no user data ever
 //! enters a line.
 
 use crate::poke_stream::BatchSummary;
@@ -12,6 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 use store_dynamodb::{CapacityStats, DynamoStore};
+use sync_core::gc::GcReport;
 use sync_core::metrics::{MetricsSink, RequestMetrics};
 
 /// The CloudWatch namespace of every metric.
@@ -24,6 +25,8 @@ pub mod dimension {
     pub const FUNCTION: &str = "Function";
     /// The `Function` of the poke function's lines.
     pub const POKE: &str = "poke";
+    /// The `Function` of the garbage collector's lines.
+    pub const GC: &str = "gc";
 }
 
 /// The metric names, as the alarms and the dashboard of `infra/template.yaml` name them.
@@ -46,6 +49,13 @@ pub mod metric {
     pub const CONNECTIONS_GONE: &str = "ConnectionsGone";
     pub const POKES_FAILED: &str = "PokesFailed";
     pub const SPACES_UNLISTED: &str = "SpacesUnlisted";
+    pub const SPACES_COLLECTED: &str = "SpacesCollected";
+    pub const TOMBSTONES_REMOVED: &str = "TombstonesRemoved";
+    pub const CLIENTS_REMOVED: &str = "ClientsRemoved";
+    pub const FLOORS_RAISED: &str = "FloorsRaised";
+    pub const SPACES_DEFERRED: &str = "SpacesDeferred";
+    pub const SPACES_FAILED: &str = "SpacesFailed";
+    pub const GC_INCOMPLETE: &str = "GcIncomplete";
 
     /// A request's metrics, by [`super::dimension::ROUTE`] (pushes add the push figures,
     /// functions with a store the capacity figures).
@@ -73,6 +83,17 @@ pub mod metric {
         CONNECTIONS_GONE,
         POKES_FAILED,
         SPACES_UNLISTED,
+    ];
+    /// A garbage collection run's metrics, by [`super::dimension::FUNCTION`]
+    /// ([`super::dimension::GC`]).
+    pub const BY_GC_FUNCTION: [&str; 7] = [
+        SPACES_COLLECTED,
+        TOMBSTONES_REMOVED,
+        CLIENTS_REMOVED,
+        FLOORS_RAISED,
+        SPACES_DEFERRED,
+        SPACES_FAILED,
+        GC_INCOMPLETE,
     ];
 }
 
@@ -189,6 +210,51 @@ impl EmfWriter {
                     metric::SPACES_UNLISTED,
                     Unit::Count,
                     summary.unlisted_spaces as f64,
+                ),
+            ],
+            None,
+            &[],
+        );
+    }
+}
+
+impl EmfWriter {
+    /// The figures of one garbage collection run; `GcIncomplete` is 1 when it stopped at
+    /// its deadline.
+    pub fn gc_run(&self, report: &GcReport) {
+        self.emit(
+            &[(dimension::FUNCTION, dimension::GC)],
+            &[
+                (metric::SPACES_COLLECTED, Unit::Count, report.spaces as f64),
+                (
+                    metric::TOMBSTONES_REMOVED,
+                    Unit::Count,
+                    report.tombstones_removed as f64,
+                ),
+                (
+                    metric::CLIENTS_REMOVED,
+                    Unit::Count,
+                    report.clients_removed as f64,
+                ),
+                (
+                    metric::FLOORS_RAISED,
+                    Unit::Count,
+                    report.floors_raised as f64,
+                ),
+                (
+                    metric::SPACES_DEFERRED,
+                    Unit::Count,
+                    report.spaces_deferred as f64,
+                ),
+                (
+                    metric::SPACES_FAILED,
+                    Unit::Count,
+                    report.spaces_failed as f64,
+                ),
+                (
+                    metric::GC_INCOMPLETE,
+                    Unit::Count,
+                    f64::from(u8::from(report.incomplete)),
                 ),
             ],
             None,
@@ -398,5 +464,35 @@ mod tests {
         );
         assert_eq!(lines[1][dimension::ROUTE], "push");
         assert_eq!(lines[1][dimension::OUTCOME], "ok");
+    }
+
+    #[test]
+    fn a_gc_run_is_one_line_of_its_counts_by_function() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let report = GcReport {
+            spaces: 4,
+            tombstones_removed: 3,
+            clients_removed: 2,
+            floors_raised: 1,
+            spaces_deferred: 0,
+            spaces_failed: 1,
+            incomplete: true,
+        };
+        EmfWriter::to(out.clone()).gc_run(&report);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let line: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line[dimension::FUNCTION], dimension::GC);
+        assert_eq!(line[metric::TOMBSTONES_REMOVED], 3.0);
+        assert_eq!(line[metric::CLIENTS_REMOVED], 2.0);
+        assert_eq!(line[metric::SPACES_FAILED], 1.0);
+        assert_eq!(line[metric::GC_INCOMPLETE], 1.0);
+        assert_eq!(
+            directives(&line),
+            vec![(
+                json!([[dimension::FUNCTION]]),
+                metric::BY_GC_FUNCTION.map(String::from).to_vec()
+            )]
+        );
     }
 }

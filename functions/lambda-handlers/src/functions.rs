@@ -7,6 +7,7 @@
 use crate::auth::{AuthMode, AuthorizerRequest, JwtVerifier, authorize_connect};
 use crate::bootstrap::{self, BoxError};
 use crate::connections::ConnectionTable;
+use crate::gc::GcFunction;
 use crate::permissions::{self, FunctionNeeds};
 use crate::poker::ApiGatewayPoker;
 use crate::websocket::WebSocketRoutes;
@@ -28,6 +29,7 @@ pub enum Function {
     WsConnect,
     WsDisconnect,
     WsAuthorizer,
+    Gc,
 }
 
 /// What invokes a function, and with what.
@@ -43,6 +45,8 @@ pub enum Entry {
     WebSocketDisconnect,
     /// The WebSocket API's `$connect` REQUEST authorizer.
     ConnectAuthorizer,
+    /// An EventBridge schedule (`AWS::Serverless::Function` event of type `Schedule`).
+    Schedule,
 }
 
 const SPACES_ROUTES: &[Route] = &[Route::CreateSpace, Route::SpaceExists, Route::SpaceAccess];
@@ -50,7 +54,7 @@ const PUSH_ROUTES: &[Route] = &[Route::Push];
 const PULL_ROUTES: &[Route] = &[Route::Pull];
 
 impl Function {
-    pub const ALL: [Function; 7] = [
+    pub const ALL: [Function; 8] = [
         Function::Spaces,
         Function::Push,
         Function::Pull,
@@ -58,6 +62,7 @@ impl Function {
         Function::WsConnect,
         Function::WsDisconnect,
         Function::WsAuthorizer,
+        Function::Gc,
     ];
 
     /// Its needs from the deployment (environment, IAM).
@@ -70,6 +75,7 @@ impl Function {
             Function::WsConnect => &permissions::WS_CONNECT,
             Function::WsDisconnect => &permissions::WS_DISCONNECT,
             Function::WsAuthorizer => &permissions::WS_AUTHORIZER,
+            Function::Gc => &permissions::GC,
         }
     }
 
@@ -92,6 +98,7 @@ impl Function {
             Function::WsConnect => Entry::WebSocketConnect,
             Function::WsDisconnect => Entry::WebSocketDisconnect,
             Function::WsAuthorizer => Entry::ConnectAuthorizer,
+            Function::Gc => Entry::Schedule,
         }
     }
 }
@@ -103,6 +110,7 @@ pub enum Ready {
     Connect(Arc<WebSocketRoutes>),
     Disconnect(Arc<ConnectionTable>),
     Authorizer(Arc<JwtVerifier>),
+    Gc(Arc<GcFunction>),
 }
 
 impl Ready {
@@ -114,6 +122,7 @@ impl Ready {
             Ready::Connect(_) => Entry::WebSocketConnect,
             Ready::Disconnect(_) => Entry::WebSocketDisconnect,
             Ready::Authorizer(_) => Entry::ConnectAuthorizer,
+            Ready::Gc(_) => Entry::Schedule,
         }
     }
 
@@ -140,6 +149,7 @@ impl Ready {
                 }))
                 .await
             }
+            Ready::Gc(function) => crate::gc::run(function).await,
         }
     }
 }
@@ -161,6 +171,7 @@ pub async fn start(
         Function::WsConnect => start_ws_connect().await,
         Function::WsDisconnect => start_ws_disconnect().await,
         Function::WsAuthorizer => start_ws_authorizer().await,
+        Function::Gc => start_gc().await,
     }
 }
 
@@ -243,4 +254,16 @@ pub async fn start_ws_authorizer() -> Result<Ready, BoxError> {
     tracing::info!(issuer = %settings.issuer, audiences = ?settings.audiences,
         jwks_url = %settings.jwks_url, "WebSocket authorizer");
     Ok(Ready::Authorizer(Arc::new(JwtVerifier::new(settings)?)))
+}
+
+pub async fn start_gc() -> Result<Ready, BoxError> {
+    let policy =
+        config::gc_policy().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let (client, table) = bootstrap::dynamo().await?;
+    tracing::info!(
+        tombstone_retention_days = policy.tombstone_retention.as_secs() / 86_400,
+        client_idle_days = policy.client_idle.as_secs() / 86_400,
+        "garbage collector"
+    );
+    Ok(Ready::Gc(bootstrap::gc_function(client, table, policy)))
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connections;
 pub mod emf;
 pub mod functions;
+pub mod gc;
 pub mod http_adapter;
 pub mod logging;
 pub mod permissions;

@@ -81,11 +81,13 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
     env: &[config::TABLE_NAME, RUST_LOG, config::AUTH_MODE],
     // The snapshot and mutators' reads (TransactGetItems), the commit (TransactWriteItems:
     // Update of the space item's version, Puts). No poke: the commit's change of the space
-    // item reaches the poke function through the table's stream ([`POKE`]). A mutator that
+    // item reaches the poke function through the table's stream ([`POKE`]). The group of a
+    // client new to the pushing group (BatchGetItem of its membership). A mutator that
     // scans (`Tx::scan`, a Query by key prefix) would add `dynamodb:Query`; the app's
     // mutators do not.
-    dynamodb_operations: &["TransactGetItems", "TransactWriteItems"],
+    dynamodb_operations: &["BatchGetItem", "TransactGetItems", "TransactWriteItems"],
     table_actions: &[
+        "dynamodb:BatchGetItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -130,10 +132,15 @@ pub const PULL: FunctionNeeds = FunctionNeeds {
         config::ANSWER_BUCKET,
     ],
     // The space item (version, access) with the group's item (its owner) in one
-    // BatchGetItem, the changes (Query on the version index), and moving the version past
-    // a cookie from the future (a conditional UpdateItem).
+    // BatchGetItem, the changed entries (Query on the version index) and the group's
+    // clients (Query by sort-key prefix), and moving the version past a cookie from the
+    // future (a conditional UpdateItem).
     dynamodb_operations: &["BatchGetItem", "Query", "UpdateItem"],
-    table_actions: &["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+    table_actions: &[
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ],
     index_actions: &["dynamodb:Query"],
     connection_actions: &[],
     // The cookie keys, once per cold start.
@@ -195,6 +202,34 @@ pub const WS_AUTHORIZER: FunctionNeeds = FunctionNeeds {
     answer_actions: &[],
 };
 
+/// The garbage collector ([`crate::gc`]), invoked by an EventBridge schedule. The
+/// variables of its policy are optional in the code; the template always sets them.
+pub const GC: FunctionNeeds = FunctionNeeds {
+    binary: "gc",
+    env: &[
+        config::TABLE_NAME,
+        RUST_LOG,
+        config::TOMBSTONE_RETENTION_DAYS,
+        config::CLIENT_IDLE_DAYS,
+    ],
+    // The spaces (Scan for space items); a space's item (GetItem) and its old deletes and
+    // idle clients (Query of its partition); the tombstone floor's commit, a version-only
+    // commit (a conditional UpdateItem); the removals (conditional DeleteItems).
+    dynamodb_operations: &["DeleteItem", "GetItem", "Query", "Scan", "UpdateItem"],
+    table_actions: &[
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ],
+    index_actions: &[],
+    connection_actions: &[],
+    secret_actions: &[],
+    stream_actions: &[],
+    answer_actions: &[],
+};
+
 /// Every binary of `src/bin/`.
 pub const FUNCTIONS: &[FunctionNeeds] = &[
     SPACES,
@@ -204,6 +239,7 @@ pub const FUNCTIONS: &[FunctionNeeds] = &[
     WS_CONNECT,
     WS_DISCONNECT,
     WS_AUTHORIZER,
+    GC,
 ];
 
 /// The binaries deployed only in the `jwt` auth mode (their resources carry the

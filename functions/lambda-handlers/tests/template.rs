@@ -34,8 +34,12 @@ use support::template::{
 };
 use support::{http_event, http_event_as, ws_connect_as, ws_event};
 use sync_core::cookie::CookieKeys;
+use sync_core::engine::{self, PushConfig};
+use sync_core::gc::GcPolicy;
+use sync_core::mutators::app;
 use sync_core::poke::NoPoker;
 use sync_core::spill::Oversize;
+use sync_core::store::now_ms;
 use sync_core::{Route, SpaceId, Store};
 use test_support::LocalDynamo;
 
@@ -284,6 +288,8 @@ fn cold_start_env(dynamo: &LocalDynamo, table: &str, mode: &str) -> BTreeMap<Str
         (config::JWKS_URL, "http://127.0.0.1:9/jwks.json"),
         (config::ANSWER_BUCKET, "answers"),
         (config::S3_ENDPOINT, dynamo.endpoint()),
+        (config::TOMBSTONE_RETENTION_DAYS, "30"),
+        (config::CLIENT_IDLE_DAYS, "30"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -313,6 +319,17 @@ async fn each_function_reads_its_declared_environment_and_serves_its_entry() {
             assert_eq!(ready.entry(), function.entry(), "{function:?}");
             if let Some(auth) = ready.auth() {
                 assert_eq!(Some(auth), AuthMode::parse(mode), "{function:?}");
+            }
+            // The scheduled function answers its schedule's event with its run's report.
+            if let functions::Ready::Gc(gc) = &ready {
+                assert_eq!(gc.policy(), GcPolicy::DEFAULT);
+                let deadline = now_ms() + 900_000;
+                let answer = gc
+                    .handle(&support::scheduled_event(), deadline)
+                    .await
+                    .unwrap_or_else(|e| panic!("{function:?} in {mode}: {e}"));
+                assert_eq!(answer["incomplete"], json!(false), "{answer}");
+                assert!(answer["spaces"].is_u64(), "{answer}");
             }
             read_anywhere.extend(read.iter().cloned());
             let deployed: BTreeSet<String> = read
@@ -411,6 +428,8 @@ fn check_environment(mode: &str, t: &Template) {
                 config::JWT_ISSUER => parameter("JwtIssuer"),
                 config::JWT_AUDIENCE => parameter("JwtAudience"),
                 config::MAX_SOCKETS_PER_SPACE => parameter("MaxSocketsPerSpace"),
+                config::TOMBSTONE_RETENTION_DAYS => parameter("TombstoneRetentionDays"),
+                config::CLIENT_IDLE_DAYS => parameter("ClientIdleDays"),
                 // The ARN (a secret's Ref), never the value.
                 config::COOKIE_SECRET_ARN => {
                     assert_eq!(ref_of(value), Some(secret.as_str()), "{}", f.id)
@@ -973,6 +992,57 @@ fn the_table_stream_feeds_the_poke_function() {
         // Time for a batch's fan-outs, within Lambda's limit.
         let timeout = poke.prop("Timeout").as_u64().expect("Timeout");
         assert!((30..=900).contains(&timeout), "{timeout}");
+    }
+}
+
+/// The garbage collector's schedule: one daily `Schedule` event, on the one function whose
+/// entry is [`Entry::Schedule`]; no other function has SAM events (their invokers are
+/// resources of their own). Its parameters default to the library's policy.
+#[test]
+fn a_daily_schedule_invokes_the_garbage_collector() {
+    for (mode, t) in Template::each_auth_mode() {
+        let mut scheduled = Vec::new();
+        for f in t.functions() {
+            let events = f.prop("Events");
+            if Function::of_binary(&f.binary).map(Function::entry) != Some(Entry::Schedule) {
+                assert!(events.is_null(), "{mode} {}: Events", f.id);
+                continue;
+            }
+            let events = events.as_mapping().expect("Events");
+            assert_eq!(events.len(), 1, "{mode} {}: {events:?}", f.id);
+            let event = events.values().next().expect("an event");
+            assert_eq!(event["Type"].as_str(), Some("Schedule"), "{}", f.id);
+            let p = &event["Properties"];
+            assert_eq!(p["Schedule"].as_str(), Some("rate(1 day)"), "{}", f.id);
+            assert_ne!(p["Enabled"].as_bool(), Some(false), "{}", f.id);
+            assert!(p["State"].is_null() || p["State"].as_str() == Some("ENABLED"));
+            assert!(p["Input"].is_null(), "{}: the run needs no input", f.id);
+            // Lambda's longest, well above the margin a run keeps before it.
+            let timeout = f.prop("Timeout").as_u64().expect("Timeout");
+            assert_eq!(timeout, 900, "{}", f.id);
+            assert!(timeout > lambda_handlers::gc::DEADLINE_MARGIN.as_secs() * 10);
+            // The schedule's rule (SAM's) is its only invoker.
+            assert!(t.permissions_of(&f.id).is_empty(), "{}", f.id);
+            scheduled.push(f.binary.clone());
+        }
+        assert_eq!(scheduled, [permissions::GC.binary], "{mode}");
+    }
+    let t = Template::load();
+    for (name, default) in [
+        (
+            "TombstoneRetentionDays",
+            GcPolicy::DEFAULT.tombstone_retention,
+        ),
+        ("ClientIdleDays", GcPolicy::DEFAULT.client_idle),
+    ] {
+        let p = &t.doc["Parameters"][name];
+        assert_eq!(p["Type"].as_str(), Some("Number"), "{name}");
+        assert_eq!(p["MinValue"].as_u64(), Some(1), "{name}");
+        assert_eq!(
+            p["Default"].as_u64(),
+            Some(default.as_secs() / 86_400),
+            "{name}"
+        );
     }
 }
 
@@ -1559,6 +1629,57 @@ async fn declared_actions_match_the_requests_sent() {
     disconnect.check(&permissions::WS_DISCONNECT);
 
     assert_eq!(store.space_version(&space).await.unwrap(), Some(1001));
+
+    // gc, on a table of its own: a space with a delete; its schedule's event runs the
+    // collector as of now (reads only: nothing is old enough), then a run as of a month
+    // later removes the delete (raising the space's floor first) and its client.
+    let table = dynamo.fresh_table(&base, "template-gc").await;
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(base.clone(), table.clone()));
+    let gc_space = store_conformance::new_space(store.as_ref(), "gc").await;
+    let set = store_conformance::mutation("c", 1, "setItem", json!({"key": "a", "value": 1}));
+    let delete = store_conformance::mutation("c", 2, "deleteItem", json!({"key": "a"}));
+    engine::push(
+        store.as_ref(),
+        &app::registry(),
+        &PushConfig::default(),
+        &gc_space,
+        "",
+        &store_conformance::push_request("g", vec![set, delete]),
+    )
+    .await
+    .expect("a push with a delete");
+    let gc = Observer::new(&table);
+    let function = bootstrap::gc_function(gc.dynamodb(&base), table.clone(), GcPolicy::DEFAULT);
+    let answer = function
+        .handle(&support::scheduled_event(), now_ms() + 900_000)
+        .await
+        .expect("a run");
+    assert_eq!(
+        (&answer["tombstonesRemoved"], &answer["clientsRemoved"]),
+        (&json!(0), &json!(0)),
+        "{answer}"
+    );
+    let month_later = now_ms() + 31 * 86_400_000;
+    let report = lambda_handlers::gc::run_gc(
+        &DynamoStore::new(gc.dynamodb(&base), table.clone()),
+        &GcPolicy::DEFAULT,
+        month_later,
+        None,
+    )
+    .await
+    .expect("a run");
+    assert_eq!(
+        (
+            report.spaces,
+            report.tombstones_removed,
+            report.clients_removed,
+            report.floors_raised,
+            report.spaces_failed
+        ),
+        (1, 1, 1, 1, 0),
+        "{report:?}"
+    );
+    gc.check(&permissions::GC);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1760,11 +1881,17 @@ fn check_watched(t: &Template, w: &Watched) {
                 other => panic!("{by}: {name} {key} is {other:?}"),
             };
             if keys == set([emf::dimension::FUNCTION]) {
+                // The poke function's figures, or the garbage collector's.
+                let function = literal(emf::dimension::FUNCTION);
+                let names: &[&str] = match function.as_str() {
+                    emf::dimension::POKE => &emf::metric::BY_FUNCTION,
+                    emf::dimension::GC => &emf::metric::BY_GC_FUNCTION,
+                    other => panic!("{by}: {name} of function {other}, which emits none"),
+                };
                 assert!(
-                    emf::metric::BY_FUNCTION.contains(&name),
-                    "{by}: {name} is not emitted by function"
+                    names.contains(&name),
+                    "{by}: {name} is not emitted by {function}"
                 );
-                assert_eq!(literal(emf::dimension::FUNCTION), emf::dimension::POKE);
             } else {
                 let by_outcome = keys == set([emf::dimension::ROUTE, emf::dimension::OUTCOME]);
                 assert!(

@@ -178,3 +178,19 @@ pub fn space_item_change(table: &str, space: &str, sequence: &str) -> serde_json
 pub fn stream_event(records: Vec<serde_json::Value>) -> aws_lambda_events::event::dynamodb::Event {
     serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB stream event")
 }
+
+/// An EventBridge scheduled event as a `Schedule` rule delivers it to its function (the
+/// shape of the AWS documentation's example).
+pub fn scheduled_event() -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-27T03:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sync-GcFunctionDaily"],
+        "detail": {}
+    })
+}
