@@ -25,39 +25,15 @@ use test_support::LocalDynamo;
 
 /// An HTTP API (payload format 2.0) `POST` event as API Gateway sends the client's.
 fn event(path: &str, space: &str, body: &str, gzip: bool) -> Request {
-    let mut headers = json!({
-        "content-type": "application/json",
-        "authorization": "",
-        "x-replicache-requestid": "client1-session1-0",
-        "host": "abc123.execute-api.us-east-1.amazonaws.com",
-        "user-agent": "Mozilla/5.0",
-    });
+    let mut headers = vec![
+        ("authorization", ""),
+        ("x-replicache-requestid", "client1-session1-0"),
+        ("user-agent", "Mozilla/5.0"),
+    ];
     if gzip {
-        headers["accept-encoding"] = json!("gzip, deflate, br");
+        headers.push(("accept-encoding", "gzip, deflate, br"));
     }
-    let ev = json!({
-        "version": "2.0",
-        "routeKey": format!("POST {path}"),
-        "rawPath": path,
-        "rawQueryString": format!("spaceID={space}"),
-        "queryStringParameters": {"spaceID": space},
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": format!("POST {path}"),
-            "stage": "$default",
-            "time": "27/Nov/2026:08:00:00 +0000",
-            "timeEpoch": 1795766400000u64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
+    let ev = test_support::http_api::post_event(path, Some(space), body, &headers);
     lambda_http::request::from_str(&ev.to_string()).expect("a valid HTTP API v2 event")
 }
 

@@ -8,6 +8,8 @@
 //! backend, so two racing conditional writes could both pass) and the last one to drop
 //! stops it.
 
+pub mod http_api;
+
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};

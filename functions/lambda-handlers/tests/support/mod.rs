@@ -37,32 +37,7 @@ pub fn cognito_claims(user: &str) -> serde_json::Value {
 /// API's JWT authorizer: the bearer token in `authorization` and the verified claims in
 /// `requestContext.authorizer.jwt`.
 pub fn http_event_as(user: Option<&str>, path: &str, space: Option<&str>, body: &str) -> Request {
-    let query = space.map(|s| format!("spaceID={s}")).unwrap_or_default();
-    let mut ev = json!({
-        "version": "2.0",
-        "routeKey": format!("POST {path}"),
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": {"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "test"},
-            "requestId": "r1",
-            "routeKey": format!("POST {path}"),
-            "stage": "$default",
-            "time": "27/Nov/2026:08:00:00 +0000",
-            "timeEpoch": 1795766400000u64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    });
-    if let Some(space) = space {
-        ev["queryStringParameters"] = json!({ "spaceID": space });
-    }
+    let mut ev = test_support::http_api::post_event(path, space, body, &[]);
     if let Some(user) = user {
         ev["headers"]["authorization"] = json!(format!("Bearer eyJ.token-of-{user}.sig"));
         ev["requestContext"]["authorizer"] = json!({

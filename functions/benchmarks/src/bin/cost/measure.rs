@@ -132,35 +132,17 @@ fn emulator_units(endpoint: &str) -> (f64, f64, u64) {
 
 /// An HTTP API (payload format 2.0) event as API Gateway sends it to the function.
 fn http_event(path: &str, space: &str, body: &[u8]) -> Request {
-    let event = json!({
-        "version": "2.0",
-        "routeKey": format!("POST {path}"),
-        "rawPath": path,
-        "rawQueryString": format!("spaceID={space}"),
-        "queryStringParameters": {"spaceID": space},
-        "headers": {
-            "content-type": "application/json",
-            "accept-encoding": "gzip, deflate, br, zstd",
-            "x-replicache-requestid": "c1-s1-0",
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "user-agent": "Mozilla/5.0",
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"},
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": format!("POST {path}"),
-            "stage": "$default",
-            "time": "30/Nov/2026:08:00:00 +0000",
-            "timeEpoch": 1_795_766_400_000u64
-        },
-        "body": String::from_utf8_lossy(body),
-        "isBase64Encoded": false
-    });
+    let headers = [
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("x-replicache-requestid", "c1-s1-0"),
+        ("user-agent", "Mozilla/5.0"),
+    ];
+    let event = test_support::http_api::post_event(
+        path,
+        Some(space),
+        &String::from_utf8_lossy(body),
+        &headers,
+    );
     lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API v2 event")
 }
 
