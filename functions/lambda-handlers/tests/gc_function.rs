@@ -5,6 +5,9 @@
 //! The policy is in whole days and the records' times are the real clock's, so the runs
 //! here are given a `now` days ahead (`gc::run_gc`) rather than waiting.
 
+#[allow(dead_code)]
+mod support;
+
 use lambda_handlers::config;
 use lambda_handlers::emf::{self, EmfWriter};
 use lambda_handlers::functions::{self, Function};
@@ -23,21 +26,6 @@ use sync_core::store::{GarbageCutoffs, Store, now_ms};
 use test_support::LocalDynamo;
 
 const DAY_MS: u64 = 86_400_000;
-
-/// An EventBridge scheduled event (the shape of the AWS documentation's example).
-fn scheduled_event() -> Value {
-    json!({
-        "version": "0",
-        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-11-27T03:00:00Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sync-GcFunctionDaily"],
-        "detail": {}
-    })
-}
 
 async fn push(
     store: &dyn Store,
@@ -153,7 +141,7 @@ async fn the_handler_answers_its_report_and_writes_its_metrics() {
         GcFunction::new(store.clone(), GcPolicy::DEFAULT).with_emf(EmfWriter::to(out.clone()));
     // As of now, under the default policy, everything is too young.
     let answer = function
-        .handle(&scheduled_event(), now_ms() + 900_000)
+        .handle(&support::scheduled_event(), now_ms() + 900_000)
         .await
         .expect("a run");
     assert_eq!(
@@ -181,7 +169,7 @@ async fn the_handler_answers_its_report_and_writes_its_metrics() {
 
     // Less than the margin left before the deadline: the run stops before any space.
     let answer = function
-        .handle(&scheduled_event(), now_ms() + 5_000)
+        .handle(&support::scheduled_event(), now_ms() + 5_000)
         .await
         .expect("a run");
     assert_eq!(
@@ -198,7 +186,7 @@ async fn the_handler_answers_its_report_and_writes_its_metrics() {
     );
     assert!(
         missing
-            .handle(&scheduled_event(), now_ms() + 900_000)
+            .handle(&support::scheduled_event(), now_ms() + 900_000)
             .await
             .is_err()
     );

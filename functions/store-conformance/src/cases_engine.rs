@@ -96,7 +96,8 @@ fn put_value(resp: &PullResponse, key: &str) -> Option<Value> {
     })
 }
 
-async fn push(store: &dyn Store, space: &SpaceId, req: &PushRequest) -> engine::PushOutcome {
+/// A push by the anonymous user with the app's Rust mutators; panics on failure.
+pub async fn push(store: &dyn Store, space: &SpaceId, req: &PushRequest) -> engine::PushOutcome {
     engine::push(
         store,
         &app::registry(),

@@ -1,15 +1,13 @@
 //! Cases on garbage collection: what goes, what stays, and what clients see after it.
 
-use crate::cases_engine::{cookie_of, mutation, pull_from, push_request};
+use crate::cases_engine::{cookie_of, mutation, pull_from, push, push_request};
 use crate::new_space;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use sync_core::SpaceId;
-use sync_core::engine::{self, PushConfig};
 use sync_core::gc::{self, GcReport};
-use sync_core::mutators::app;
-use sync_core::protocol::{Cookie, PatchOp, PushRequest};
+use sync_core::protocol::{Cookie, PatchOp};
 use sync_core::store::{GarbageCutoffs, Store, now_ms};
 
 /// Cutoffs an hour ahead: everything written so far is old enough to go.
@@ -28,19 +26,6 @@ fn nothing_old() -> GarbageCutoffs {
         tombstones_before_ms: earlier,
         clients_idle_before_ms: earlier,
     }
-}
-
-async fn push(store: &dyn Store, space: &SpaceId, req: &PushRequest) -> engine::PushOutcome {
-    engine::push(
-        store,
-        &app::registry(),
-        &PushConfig::default(),
-        space,
-        "",
-        req,
-    )
-    .await
-    .expect("push")
 }
 
 async fn collect(store: &dyn Store, space: &SpaceId, cutoffs: &GarbageCutoffs) -> GcReport {

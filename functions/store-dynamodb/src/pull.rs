@@ -19,6 +19,7 @@
 use crate::item::{Item, get_access, get_head_items, get_n, get_s, n, s, take_entry_text};
 use crate::schema::{self, space_pk};
 use crate::store::DynamoStore;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -206,11 +207,9 @@ async fn changed_items(
     since: Version,
     version: Version,
 ) -> Result<Option<BTreeMap<String, Item>>, StoreError> {
-    let mut items = BTreeMap::new();
-    let mut start: Option<Item> = None;
-    loop {
-        // No upper bound: a row overwritten after `version` must be seen, not dropped.
-        let request = store
+    // No upper bound: a row overwritten after `version` must be seen, not dropped.
+    let query = || {
+        store
             .client()
             .query()
             .table_name(store.table())
@@ -221,22 +220,8 @@ async fn changed_items(
             .expression_attribute_names("#v", schema::VERSION)
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":since", n(since))
-            .set_exclusive_start_key(start.take());
-        let output = store.query_page(request).await?;
-        for found in output.items.unwrap_or_default() {
-            let stamped = get_n(&found, schema::VERSION)?;
-            if stamped > version {
-                return Ok(None);
-            }
-            if stamped > since {
-                items.insert(get_s(&found, schema::SK)?.to_owned(), found);
-            }
-        }
-        match output.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(Some(items)),
-        }
-    }
+    };
+    stamped_between(store, query, schema::VERSION, since, version).await
 }
 
 /// The group's client items (sort keys starting with `prefix`) stamped above `since`, by
@@ -249,10 +234,8 @@ async fn changed_clients(
     since: Version,
     version: Version,
 ) -> Result<Option<BTreeMap<String, Item>>, StoreError> {
-    let mut items = BTreeMap::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let request = store
+    let query = || {
+        store
             .client()
             .query()
             .table_name(store.table())
@@ -262,10 +245,27 @@ async fn changed_clients(
             .expression_attribute_names("#sk", schema::SK)
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":prefix", s(prefix))
-            .set_exclusive_start_key(start.take());
-        let output = store.query_page(request).await?;
+    };
+    stamped_between(store, query, schema::CLIENT_VERSION, since, version).await
+}
+
+/// Every page of `query`: the items whose `stamp` is above `since`, by sort key; `None`
+/// as soon as one is above `version`.
+async fn stamped_between(
+    store: &DynamoStore,
+    query: impl Fn() -> QueryFluentBuilder,
+    stamp: &str,
+    since: Version,
+    version: Version,
+) -> Result<Option<BTreeMap<String, Item>>, StoreError> {
+    let mut items = BTreeMap::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let output = store
+            .query_page(query().set_exclusive_start_key(start.take()))
+            .await?;
         for found in output.items.unwrap_or_default() {
-            let stamped = get_n(&found, schema::CLIENT_VERSION)?;
+            let stamped = get_n(&found, stamp)?;
             if stamped > version {
                 return Ok(None);
             }
