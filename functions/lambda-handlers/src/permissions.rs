@@ -81,13 +81,11 @@ pub const PUSH: FunctionNeeds = FunctionNeeds {
     env: &[config::TABLE_NAME, RUST_LOG, config::AUTH_MODE],
     // The snapshot and mutators' reads (TransactGetItems), the commit (TransactWriteItems:
     // Update of the space item's version, Puts). No poke: the commit's change of the space
-    // item reaches the poke function through the table's stream ([`POKE`]). The group of a
-    // client new to the pushing group (BatchGetItem of its membership). A mutator that
+    // item reaches the poke function through the table's stream ([`POKE`]). A mutator that
     // scans (`Tx::scan`, a Query by key prefix) would add `dynamodb:Query`; the app's
     // mutators do not.
-    dynamodb_operations: &["BatchGetItem", "TransactGetItems", "TransactWriteItems"],
+    dynamodb_operations: &["TransactGetItems", "TransactWriteItems"],
     table_actions: &[
-        "dynamodb:BatchGetItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",

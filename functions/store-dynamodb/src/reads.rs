@@ -193,9 +193,13 @@ impl DynamoStore {
             schema::META_SK.to_owned(),
             schema::group_sk(client_group_id),
         ];
-        // Clients are keyed by their group: one of another group's is not found, and is a
-        // new client of this group.
-        sks.extend(ids.iter().map(|id| schema::client_sk(client_group_id, id)));
+        // Clients are keyed by their group; a client's membership says whether one with no
+        // record in this group is another group's. Both in the one read: one more item per
+        // client costs less than a round trip more for a client's first push.
+        for id in &ids {
+            sks.push(schema::client_sk(client_group_id, id));
+            sks.push(schema::member_sk(id));
+        }
         // The entries too, in the same transactional read: their values are as of the
         // snapshot's version (see `read_entry` for why a plain read would not do).
         let mut unique_keys = HashSet::new();
@@ -214,35 +218,30 @@ impl DynamoStore {
             None => None,
         };
         let mut clients = HashMap::new();
-        let mut unrecorded = Vec::new();
-        for (id, found) in ids.into_iter().zip(items.by_ref()) {
-            match found {
-                Some(client) => {
-                    let record = ClientRecord {
-                        client_group_id: get_s(&client, schema::CLIENT_GROUP_ID)?.to_owned(),
-                        last_mutation_id: get_n(&client, schema::LAST_MUTATION_ID)?,
-                    };
-                    clients.insert(id.clone(), record);
-                }
-                None => unrecorded.push(id),
-            }
-        }
-        // A client with no record in this group may be another group's: its membership
-        // says (read apart: it is written once, with the client's first record, and a
-        // concurrent first record elsewhere fails this push's commit).
-        if !unrecorded.is_empty() {
-            let sks: Vec<String> = unrecorded.iter().map(|id| schema::member_sk(id)).collect();
-            for (id, member) in unrecorded.into_iter().zip(self.batch_get(&pk, &sks).await?) {
-                let Some(member) = member else { continue };
-                let group = get_s(&member, schema::CLIENT_GROUP_ID)?;
-                if group != client_group_id {
-                    let record = ClientRecord {
-                        client_group_id: group.to_owned(),
+        for id in ids {
+            let (Some(found), Some(member)) = (items.next(), items.next()) else {
+                return Err(StoreError::Corrupt(
+                    "a snapshot read answered too few items".into(),
+                ));
+            };
+            let record = match (found, member) {
+                (Some(client), _) => ClientRecord {
+                    client_group_id: get_s(&client, schema::CLIENT_GROUP_ID)?.to_owned(),
+                    last_mutation_id: get_n(&client, schema::LAST_MUTATION_ID)?,
+                },
+                // Another group's client: refused, whatever its LMID.
+                (None, Some(member))
+                    if get_s(&member, schema::CLIENT_GROUP_ID)? != client_group_id =>
+                {
+                    ClientRecord {
+                        client_group_id: get_s(&member, schema::CLIENT_GROUP_ID)?.to_owned(),
                         last_mutation_id: 0,
-                    };
-                    clients.insert(id.clone(), record);
+                    }
                 }
-            }
+                // New to this group (or removed by garbage collection).
+                (None, _) => continue,
+            };
+            clients.insert(id.clone(), record);
         }
         let mut entries = HashMap::with_capacity(keys.len());
         for (key, found) in keys.into_iter().zip(items) {

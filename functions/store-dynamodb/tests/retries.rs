@@ -123,7 +123,8 @@ async fn transient_failures_are_retried_until_they_pass() {
         .unwrap()
         .unwrap();
     assert_eq!((pulled.version, pulled.entries.len()), (1, 1));
-    assert_eq!(s.count("Query"), 2);
+    // The entries' and the group's clients' queries, and the throttled one again.
+    assert_eq!(s.count("Query"), 3);
 }
 
 #[tokio::test]
