@@ -42,7 +42,7 @@ function positive(name) {
 // build, so set it before the (dynamic) import.
 const here = path.dirname(fileURLToPath(import.meta.url));
 process.env.LOCAL_SERVER_BIN ||= path.resolve(here, '..', '..', 'target', 'release', 'local-server');
-const { REPO_ROOT, SERVER_BIN, api, freePort, launchBrowser, serverCount, sleep, startServer } =
+const { REPO_ROOT, SERVER_BIN, api, freePort, launchBrowser, serverCount, sleep, startServer, waitForHttp } =
   await import('../tests/harness.mjs');
 
 /** sync-core's MAX_BODY_BYTES (functions/sync-core/src/api.rs): a push must stay under it. */
@@ -89,17 +89,7 @@ async function startMoto() {
     process.removeListener('exit', kill);
     child.kill('SIGTERM');
   });
-  const endpoint = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
-    if (child.exitCode !== null) break;
-    try {
-      await fetch(endpoint);
-      return endpoint;
-    } catch {
-      await sleep(50);
-    }
-  }
-  throw new Error(`moto did not start at ${endpoint}`);
+  return waitForHttp(`http://127.0.0.1:${port}`, { child });
 }
 
 async function startStoreServer(store, dynamoEndpoint) {

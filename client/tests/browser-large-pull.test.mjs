@@ -14,9 +14,9 @@ import {
   launchBrowser,
   newPage,
   screenshot,
-  sleep,
   startServer,
   waitForCount,
+  waitForHttp,
 } from './harness.mjs';
 
 const LIMIT = 100_000;
@@ -33,16 +33,7 @@ async function dynamoEndpoint() {
   const port = await freePort();
   const script = path.join(REPO_ROOT, 'functions', 'test-support', 'serial_moto.py');
   moto = spawn('python3', [script, '127.0.0.1', String(port)], { stdio: 'ignore' });
-  const endpoint = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      await fetch(endpoint);
-      return endpoint;
-    } catch {
-      await sleep(50);
-    }
-  }
-  throw new Error(`moto did not start at ${endpoint}`);
+  return waitForHttp(`http://127.0.0.1:${port}`, { child: moto, timeout: 10_000 });
 }
 
 before(async () => {

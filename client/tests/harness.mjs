@@ -58,6 +58,24 @@ export async function waitFor(check, what, { timeout = WAIT_TIMEOUT_MS, interval
   }
 }
 
+/**
+ * Waits until `endpoint` answers HTTP (any status), for up to `timeout` ms; throws when
+ * it does not, or when `child` (the process serving it, if given) has exited.
+ */
+export async function waitForHttp(endpoint, { child = undefined, timeout = 20_000 } = {}) {
+  const until = Date.now() + timeout;
+  while (Date.now() < until) {
+    if (child && child.exitCode !== null) break;
+    try {
+      await fetch(endpoint);
+      return endpoint;
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error(`nothing answered at ${endpoint}`);
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
