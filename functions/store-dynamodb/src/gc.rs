@@ -78,19 +78,31 @@ impl DynamoStore {
             Some(_) => get_n(&meta, schema::TOMBSTONE_FLOOR)?,
             None => 0,
         };
-        let tombstones = self
-            .query_all(
+        // The space's tombstones and its idle clients, read at once.
+        let tombstone_values = [
+            (":true", AttributeValue::Bool(true)),
+            (":cutoff", n(cutoffs.tombstones_before_ms)),
+        ];
+        let client_values = [(":cutoff", n(cutoffs.clients_idle_before_ms))];
+        let (tombstones, idle_clients) = tokio::join!(
+            self.query_all(
                 &pk,
                 schema::ENTRY_PREFIX,
                 "#del = :true AND #at < :cutoff",
                 &[("#del", schema::DELETED), ("#v", schema::VERSION)],
-                &[
-                    (":true", AttributeValue::Bool(true)),
-                    (":cutoff", n(cutoffs.tombstones_before_ms)),
-                ],
+                &tombstone_values,
                 "#sk, #v",
+            ),
+            self.query_all(
+                &pk,
+                schema::CLIENT_PREFIX,
+                "#at < :cutoff",
+                &[("#g", schema::CLIENT_GROUP_ID)],
+                &client_values,
+                "#sk, #g",
             )
-            .await?
+        );
+        let tombstones = tombstones?
             .iter()
             .map(|found| {
                 let sk = get_s(found, schema::SK)?;
@@ -98,16 +110,7 @@ impl DynamoStore {
                 Ok((key.to_owned(), get_n(found, schema::VERSION)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let idle_clients = self
-            .query_all(
-                &pk,
-                schema::CLIENT_PREFIX,
-                "#at < :cutoff",
-                &[("#g", schema::CLIENT_GROUP_ID)],
-                &[(":cutoff", n(cutoffs.clients_idle_before_ms))],
-                "#sk, #g",
-            )
-            .await?
+        let idle_clients = idle_clients?
             .iter()
             .map(|found| {
                 let sk = get_s(found, schema::SK)?;

@@ -147,8 +147,9 @@ async fn commit_first(
     report: &mut GcReport,
 ) -> Result<bool, StoreError> {
     for _ in 0..FLOOR_ATTEMPTS {
+        // Re-read after a lost race, nothing may be left: nothing to commit or defer.
         if garbage.is_empty() {
-            return Ok(false);
+            return Ok(true);
         }
         let highest = garbage
             .tombstones
