@@ -90,7 +90,7 @@ pub fn cookie_of(resp: &PullResponse) -> Cookie {
 
 /// The value a response puts at `key`, parsed.
 fn put_value(resp: &PullResponse, key: &str) -> Option<Value> {
-    resp.patch.iter().find_map(|op| match op {
+    resp.patch.to_ops().iter().find_map(|op| match op {
         PatchOp::Put { key: k, value } if k == key => Some(value.to_value().expect("JSON")),
         _ => None,
     })
@@ -125,7 +125,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
     assert_eq!((outcome.processed, outcome.commits), (3, 1));
 
     let full = pull_from(store, &space, "g", Cookie::Null).await;
-    assert_eq!(full.patch.first(), Some(&PatchOp::Clear));
+    assert_eq!(full.patch.to_ops().first(), Some(&PatchOp::Clear));
     assert_eq!(put_value(&full, "count"), Some(json!(15)));
     assert_eq!(
         full.last_mutation_id_changes,
@@ -184,7 +184,7 @@ pub async fn engine_push_pull(store: Arc<dyn Store>) {
     );
     push(store, &space, &req).await;
     let inc = pull_from(store, &space, "g", Cookie::Version(2)).await;
-    assert!(inc.patch.contains(&PatchOp::Del {
+    assert!(inc.patch.to_ops().contains(&PatchOp::Del {
         key: "item/x".into()
     }));
     assert_eq!(put_value(&inc, "item/y"), Some(Value::Null));
@@ -342,7 +342,7 @@ pub async fn engine_cookies(store: Arc<dyn Store>) {
     let legacy = pull_from(store, &space, "g", Cookie::Version(0)).await;
     assert_eq!(legacy.cookie.order, 1);
     assert_eq!(put_value(&legacy, "count"), Some(json!(1)));
-    assert!(!legacy.patch.contains(&PatchOp::Clear));
+    assert!(!legacy.patch.to_ops().contains(&PatchOp::Clear));
 
     // A genuine cookie from before a restore.
     let genuine = cookie_keys().sign(&space, 50);
@@ -360,7 +360,7 @@ pub async fn engine_cookies(store: Arc<dyn Store>) {
         reset.cookie.order > 50,
         "a reset must carry a cookie above the one sent"
     );
-    assert_eq!(reset.patch.first(), Some(&PatchOp::Clear));
+    assert_eq!(reset.patch.to_ops().first(), Some(&PatchOp::Clear));
     assert_eq!(put_value(&reset, "count"), Some(json!(1)));
     assert_eq!(
         store.space_version(&space).await.expect("version"),

@@ -100,7 +100,7 @@ pub async fn gc_removes_old_tombstones_and_resets_older_cookies(store: Arc<dyn S
     assert_eq!(store.space_version(&space).await.unwrap(), Some(3));
     let all = store.pull_snapshot(&space, "g", 0).await.unwrap().unwrap();
     assert_eq!(all.tombstone_floor, 2);
-    let keys: Vec<&str> = all.entries.iter().map(|e| e.key.as_str()).collect();
+    let keys: Vec<&str> = all.entries.iter().map(|e| e.key).collect();
     assert_eq!(keys, ["item/b"], "only the live entry is left");
     let garbage = store.find_garbage(&space, &cutoffs).await.unwrap().unwrap();
     assert!(garbage.tombstones.is_empty(), "{garbage:?}");
@@ -148,7 +148,7 @@ pub async fn gc_keeps_a_key_written_again(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(purged.tombstones, 0);
     let all = pull_from(store, &space, "h", Cookie::Null).await;
-    assert!(all.patch.contains(&PatchOp::Put {
+    assert!(all.patch.to_ops().contains(&PatchOp::Put {
         key: "item/a".into(),
         value: json!("back").into()
     }));
@@ -188,7 +188,7 @@ pub async fn gc_removes_idle_clients_and_their_pushes_get_client_state_not_found
     assert_eq!(outcome.processed, 1);
     // The client's recovery: a new group and client, from the pulled state.
     let fresh = pull_from(store, &space, "recovered", Cookie::Null).await;
-    assert!(fresh.patch.contains(&PatchOp::Put {
+    assert!(fresh.patch.to_ops().contains(&PatchOp::Put {
         key: "count".into(),
         value: json!(4).into()
     }));
@@ -346,7 +346,7 @@ pub async fn gc_concurrent_with_writers_and_readers(store: Arc<dyn Store>) {
                 loop {
                     let finished = done.load(Ordering::SeqCst);
                     let answer = pull_from(store.as_ref(), &space, &group, cookie).await;
-                    for op in answer.patch.iter().cloned() {
+                    for op in answer.patch.to_ops() {
                         match op {
                             PatchOp::Clear => {
                                 view.clear();
@@ -377,9 +377,10 @@ pub async fn gc_concurrent_with_writers_and_readers(store: Arc<dyn Store>) {
     let full = pull_from(store.as_ref(), &space, "check", Cookie::Null).await;
     let expected: BTreeMap<String, serde_json::Value> = full
         .patch
-        .iter()
+        .to_ops()
+        .into_iter()
         .filter_map(|op| match op {
-            PatchOp::Put { key, value } => Some((key.clone(), value.to_value().expect("JSON"))),
+            PatchOp::Put { key, value } => Some((key, value.to_value().expect("JSON"))),
             _ => None,
         })
         .collect();

@@ -182,7 +182,7 @@ pub async fn pull_snapshot_since(store: Arc<dyn Store>) {
     };
     let all = snap("g", 0).await;
     assert_eq!(all.version, 3);
-    let keys: Vec<_> = all.entries.iter().map(|e| e.key.clone()).collect();
+    let keys: Vec<_> = all.entries.iter().map(|e| e.key).collect();
     assert_eq!(keys, ["a", "b", "c", "d"], "every entry, in key order");
     assert_eq!(
         all.client_lmids,
@@ -289,7 +289,7 @@ pub async fn values_round_trip(store: Arc<dyn Store>) {
         .unwrap()
         .expect("the space exists");
     assert_eq!(changes.entries.len(), values.len());
-    for e in changes.entries {
+    for e in changes.entries.to_vec() {
         let expected = values.iter().find(|(k, _)| *k == e.key).map(|(_, v)| v);
         // The text the pull answers is exactly what the value serializes to.
         let expected = expected.map(JsonText::from_value);

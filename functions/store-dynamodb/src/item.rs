@@ -5,6 +5,7 @@
 use crate::schema;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap};
 use sync_core::auth::{ANONYMOUS, LinkAccess, SpaceAccess};
 use sync_core::json_text::JsonText;
@@ -128,14 +129,14 @@ pub(crate) fn entry_value(item: &Item) -> Result<Option<Value>, StoreError> {
         .map_err(|e| corrupt(schema::VALUE, &format!("is not valid JSON ({e})")))
 }
 
-/// The live value of an entry item as its stored text, taken out of the item; `None`
-/// when it is deleted. What a pull answers, unparsed (see [`JsonText::from_stored`]).
-pub(crate) fn take_entry_text(item: &mut Item) -> Result<Option<JsonText>, StoreError> {
+/// The live value of an entry item as its stored text, checked and borrowed; `None` when
+/// it is deleted. What a pull answers, unparsed (see [`JsonText::from_stored`]).
+pub(crate) fn entry_text(item: &Item) -> Result<Option<&RawValue>, StoreError> {
     if get_bool(item, schema::DELETED)? {
         return Ok(None);
     }
-    match item.remove(schema::VALUE) {
-        Some(AttributeValue::S(text)) => JsonText::from_stored(text)
+    match item.get(schema::VALUE) {
+        Some(AttributeValue::S(text)) => JsonText::check_stored(text)
             .map(Some)
             .map_err(|e| corrupt(schema::VALUE, &format!("is not valid JSON ({e})"))),
         Some(_) => Err(corrupt(schema::VALUE, "is not a string")),
@@ -189,19 +190,19 @@ mod tests {
     #[test]
     fn a_pull_takes_the_stored_text_as_it_is() {
         let value = json!({"b": [0.1, 1e300, -0.0, 123456789012345678u64], "a": "ключ\n"});
-        let mut item = entry_item("space#s", "k", Some(&value), 7).unwrap();
-        let stored = get_s(&item, schema::VALUE).unwrap().to_owned();
-        let text = take_entry_text(&mut item).unwrap().unwrap();
+        let item = entry_item("space#s", "k", Some(&value), 7).unwrap();
+        let stored = get_s(&item, schema::VALUE).unwrap();
+        let text = entry_text(&item).unwrap().unwrap();
         assert_eq!(text.get(), stored);
-        assert_eq!(text.to_value().unwrap(), value);
-        let mut deleted = entry_item("space#s", "k", None, 8).unwrap();
-        assert_eq!(take_entry_text(&mut deleted).unwrap(), None);
+        assert_eq!(serde_json::from_str::<Value>(text.get()).unwrap(), value);
+        let deleted = entry_item("space#s", "k", None, 8).unwrap();
+        assert!(entry_text(&deleted).unwrap().is_none());
         let mut broken = key("space#s", "e#k");
         broken.insert(schema::VALUE.to_owned(), s("{\"a\":"));
-        let err = take_entry_text(&mut broken).unwrap_err();
+        let err = entry_text(&broken).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)));
         assert!(matches!(
-            take_entry_text(&mut key("space#s", "e#k")),
+            entry_text(&key("space#s", "e#k")),
             Err(StoreError::Corrupt(_))
         ));
     }

@@ -16,7 +16,7 @@
 //! Every row the `Query` returns at or below the version is then the row as of that
 //! version: a later commit would have given it a larger version.
 
-use crate::item::{Item, get_access, get_head_items, get_n, get_s, n, s, take_entry_text};
+use crate::item::{Item, entry_text, get_access, get_head_items, get_n, get_s, n, s};
 use crate::schema::{self, space_pk};
 use crate::store::DynamoStore;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::auth::SpaceAccess;
-use sync_core::store::{EntryChange, PullSnapshot, StoreError, Version};
+use sync_core::store::{PullSnapshot, StoreError, Version};
 
 /// Reads of the whole snapshot before a pull gives up with a temporary error. Each redo
 /// means another commit landed during the read; a space committing faster than a pull can
@@ -336,13 +336,11 @@ fn snapshot_of(
     items: impl Iterator<Item = Item>,
     client_group_id: &str,
 ) -> Result<PullSnapshot, StoreError> {
-    for mut found in items {
+    for found in items {
         let sk = get_s(&found, schema::SK)?;
         if let Some(key) = sk.strip_prefix(schema::ENTRY_PREFIX) {
-            let key = key.to_owned();
-            // The value's text moves out of the item as it is, unparsed.
-            let value = take_entry_text(&mut found)?;
-            snapshot.entries.push(EntryChange { key, value });
+            // The value's text as it is, unparsed, copied once into the pull's buffer.
+            snapshot.entries.push(key, entry_text(&found)?);
         } else if let Some((group, client_id)) = schema::parse_client_sk(sk) {
             // Another group's LMIDs must never reach this group (none was read: checked
             // anyway, it costs nothing).
@@ -356,7 +354,7 @@ fn snapshot_of(
     }
     // Items come in sort-key order (a `BTreeMap` by sort key): entries (`e#`) by key,
     // clients (`c#`) by ID; the sorts only check that (a sorted run is one pass).
-    snapshot.entries.sort_by(|a, b| a.key.cmp(&b.key));
+    snapshot.entries.sort_by_key();
     snapshot.client_lmids.sort();
     Ok(snapshot)
 }

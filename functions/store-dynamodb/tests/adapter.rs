@@ -223,9 +223,13 @@ async fn changes_ranges_deletions_and_groups() {
     assert_eq!(all.client_lmids, vec![("mine".to_owned(), 2)]);
 
     let mid = snap(store, &s, "g", 1).await;
-    let keys: Vec<_> = mid.entries.iter().map(|e| e.key.as_str()).collect();
+    let keys: Vec<_> = mid.entries.iter().map(|e| e.key).collect();
     assert_eq!(keys, ["b", "c", "d"]);
-    assert_eq!(mid.entries[0].value, None, "a deletion is reported");
+    assert_eq!(
+        mid.entries.to_vec()[0].value,
+        None,
+        "a deletion is reported"
+    );
     assert_eq!(mid.client_lmids, vec![("mine".to_owned(), 2)]);
 
     let last = snap(store, &s, "g", 2).await;
@@ -366,10 +370,10 @@ async fn changes_follow_pages_past_one_megabyte() {
     }
     f.counter.reset();
     let changes = snap(store, &s, "g", 0).await;
-    let keys: Vec<String> = changes.entries.iter().map(|e| e.key.clone()).collect();
+    let keys: Vec<String> = changes.entries.iter().map(|e| e.key.to_owned()).collect();
     expected.sort();
     assert_eq!(keys, expected);
-    for e in &changes.entries {
+    for e in changes.entries.to_vec() {
         assert_eq!(
             e.value.as_ref().unwrap().to_value().unwrap()["key"],
             json!(e.key)

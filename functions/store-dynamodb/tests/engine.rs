@@ -110,12 +110,13 @@ async fn push_of_250_writes_splits_into_commits() {
     let resp = pull_from(&f.store, &space, Cookie::Null).await;
     assert_eq!(resp.cookie.order, 3);
     assert_eq!(resp.last_mutation_id_changes[CLIENT], 250);
-    assert_eq!(resp.patch.first(), Some(&PatchOp::Clear));
-    let puts: BTreeMap<&str, Value> = resp
+    assert_eq!(resp.patch.to_ops().first(), Some(&PatchOp::Clear));
+    let puts: BTreeMap<String, Value> = resp
         .patch
-        .iter()
+        .to_ops()
+        .into_iter()
         .filter_map(|op| match op {
-            PatchOp::Put { key, value } => Some((key.as_str(), value.to_value().unwrap())),
+            PatchOp::Put { key, value } => Some((key, value.to_value().unwrap())),
             _ => None,
         })
         .collect();
@@ -326,7 +327,7 @@ async fn requests_per_operation() {
     f.counter.reset();
     let reset = pull_from(store, &space, genuine(&space, 1_000)).await;
     assert_eq!(reset.cookie.order, 1_001);
-    assert_eq!(reset.patch.first(), Some(&PatchOp::Clear));
+    assert_eq!(reset.patch.to_ops().first(), Some(&PatchOp::Clear));
     expect_counts(
         "pull with a genuine cookie from the future (after a restore)",
         f.counter.snapshot(),

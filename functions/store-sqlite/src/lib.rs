@@ -40,10 +40,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::auth::{ANONYMOUS, AccessChange, LinkAccess, SpaceAccess};
-use sync_core::json_text::JsonText;
+use sync_core::changed_entries::ChangedEntries;
 use sync_core::store::{
-    ClientRecord, Commit, CommitOutcome, Created, EntryChange, Garbage, GarbageCutoffs,
-    PullSnapshot, Purged, PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
+    ClientRecord, Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged,
+    PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
 };
 
 /// How long a statement waits for a lock held by another connection before failing.
@@ -416,7 +416,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let since = to_db(since, "since")?;
-            let mut entries = Vec::new();
+            let mut entries = ChangedEntries::new();
             {
                 let mut stmt = tx.prepare_cached(
                     "SELECT key, value, deleted FROM entries
@@ -425,17 +425,22 @@ impl Store for SqliteStore {
                 )?;
                 let mut rows = stmt.query(params![space, since])?;
                 while let Some(row) = rows.next()? {
-                    let key: String = row.get(0)?;
+                    // Borrowed from the row, copied once into the pull's buffer.
+                    let key = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
                     let deleted: bool = row.get(2)?;
                     let value = if deleted {
                         None
                     } else {
-                        let text: Option<String> = row.get(1)?;
-                        let text = text.ok_or(SqliteError::MissingValue)?;
-                        // As stored: a pull passes the text through, unparsed.
-                        Some(JsonText::from_stored(text).map_err(SqliteError::DecodeValue)?)
+                        let text = row
+                            .get_ref(1)?
+                            .as_str_or_null()
+                            .map_err(rusqlite::Error::from)?;
+                        Some(text.ok_or(SqliteError::MissingValue)?)
                     };
-                    entries.push(EntryChange { key, value });
+                    // As stored: a pull passes the text through, unparsed.
+                    entries
+                        .push_stored(key, value)
+                        .map_err(SqliteError::DecodeValue)?;
                 }
             }
             let mut client_lmids = Vec::new();

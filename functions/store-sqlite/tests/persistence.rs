@@ -312,21 +312,13 @@ async fn assert_v1_data_intact(store: &SqliteStore) {
     // A pull answers the stored text as it is: this file's text was written by hand, its
     // keys out of the order the server writes them in.
     assert_eq!(
-        pull.entries
-            .first()
-            .and_then(|e| e.value.as_ref())
-            .map(|v| v.get()),
+        pull.entries.iter().next().and_then(|e| e.value),
         Some(r#"{"x":[1,2.5],"t":"héllo"}"#)
     );
     let entries: Vec<(&str, Option<serde_json::Value>)> = pull
         .entries
         .iter()
-        .map(|e| {
-            (
-                e.key.as_str(),
-                e.value.as_ref().map(|v| v.to_value().unwrap()),
-            )
-        })
+        .map(|e| (e.key, e.value.map(|v| serde_json::from_str(v).unwrap())))
         .collect();
     assert_eq!(
         entries,

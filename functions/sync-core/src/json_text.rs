@@ -29,6 +29,20 @@ impl JsonText {
         RawValue::from_string(text).map(Self)
     }
 
+    /// `text` checked as [`Self::from_stored`] checks it, borrowed: for a store that
+    /// lends its rows' text (see [`crate::changed_entries::ChangedEntries`]).
+    pub fn check_stored(text: &str) -> Result<&RawValue, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// A text that was checked when it was taken in.
+    pub(crate) fn from_checked(text: &str) -> Self {
+        Self(
+            RawValue::from_string(text.to_owned())
+                .expect("a text checked when it was taken in is JSON"),
+        )
+    }
+
     /// The text of `value`, as a store writes it.
     pub fn from_value(value: &Value) -> Self {
         // Serializing a `Value` cannot fail: its object keys are strings and its numbers
@@ -38,6 +52,10 @@ impl JsonText {
 
     pub fn get(&self) -> &str {
         self.0.get()
+    }
+
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
     }
 
     /// The value parsed (for tests and tools; the pull path never parses).

@@ -9,6 +9,7 @@
 pub mod access_rules;
 pub mod api;
 pub mod auth;
+pub mod changed_entries;
 pub mod cookie;
 pub mod engine;
 pub mod error;

@@ -2,11 +2,12 @@
 //! limits as the persistent adapters; it passes the same conformance suite.
 
 use crate::auth::{ANONYMOUS, AccessChange, SpaceAccess};
+use crate::changed_entries::ChangedEntries;
 use crate::ids::SpaceId;
 use crate::json_text::JsonText;
 use crate::store::{
-    ClientRecord, Commit, CommitOutcome, Created, EntryChange, Garbage, GarbageCutoffs,
-    PullSnapshot, Purged, PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
+    ClientRecord, Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged,
+    PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -214,15 +215,13 @@ impl Store for MemoryStore {
             client_lmids.sort();
             Some(PullSnapshot {
                 version: s.version,
-                entries: s
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.version > since)
-                    .map(|(k, e)| EntryChange {
-                        key: k.clone(),
-                        value: e.text.clone(),
-                    })
-                    .collect(),
+                entries: {
+                    let mut entries = ChangedEntries::new();
+                    for (key, entry) in s.entries.iter().filter(|(_, e)| e.version > since) {
+                        entries.push(key, entry.text.as_ref().map(JsonText::as_raw));
+                    }
+                    entries
+                },
                 client_lmids,
                 access: s.access.clone(),
                 group_owner: s.group_owners.get(client_group_id).cloned(),

@@ -4,6 +4,7 @@
 //! very old client database) is answered `VersionNotSupported` instead of being misread as
 //! version 1, and so that every refusal can say exactly which field was wrong.
 
+use crate::changed_entries::ChangedEntries;
 use crate::cookie::SignedCookie;
 use crate::ids::{IdError, validate_client_id};
 use crate::json_text::JsonText;
@@ -112,7 +113,88 @@ pub struct PullResponse {
     pub cookie: SignedCookie,
     #[serde(rename = "lastMutationIDChanges")]
     pub last_mutation_id_changes: std::collections::BTreeMap<String, u64>,
-    pub patch: Vec<PatchOp>,
+    pub patch: Patch,
+}
+
+/// A pull's patch: `clear` or not, then a `put` or `del` per changed entry, written
+/// straight from the entries' buffer (see [`ChangedEntries`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch {
+    clear: bool,
+    entries: ChangedEntries,
+}
+
+impl Patch {
+    /// The changes after a cookie.
+    pub fn changes(entries: ChangedEntries) -> Self {
+        Self {
+            clear: false,
+            entries,
+        }
+    }
+
+    /// `clear`, then every live entry of `entries` (after a clear, a deleted entry needs
+    /// no `del`).
+    pub fn reset(mut entries: ChangedEntries) -> Self {
+        entries.retain_live();
+        Self {
+            clear: true,
+            entries,
+        }
+    }
+
+    /// The number of ops.
+    pub fn len(&self) -> usize {
+        self.entries.len() + usize::from(self.clear)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ops, owned (for tests and tools; a pull writes them from the buffer).
+    pub fn to_ops(&self) -> Vec<PatchOp> {
+        let clear = self.clear.then_some(PatchOp::Clear);
+        clear
+            .into_iter()
+            .chain(self.entries.iter().map(|entry| match entry.value {
+                Some(text) => PatchOp::Put {
+                    key: entry.key.to_owned(),
+                    value: JsonText::from_checked(text),
+                },
+                None => PatchOp::Del {
+                    key: entry.key.to_owned(),
+                },
+            }))
+            .collect()
+    }
+}
+
+/// From ops in order; a `clear` is written first wherever it is.
+impl FromIterator<PatchOp> for Patch {
+    fn from_iter<I: IntoIterator<Item = PatchOp>>(ops: I) -> Self {
+        let mut patch = Self::default();
+        for op in ops {
+            match op {
+                PatchOp::Clear => patch.clear = true,
+                PatchOp::Put { key, value } => patch.entries.push(&key, Some(value.as_raw())),
+                PatchOp::Del { key } => patch.entries.push(&key, None),
+            }
+        }
+        patch
+    }
+}
+
+impl PartialEq<Vec<PatchOp>> for Patch {
+    fn eq(&self, other: &Vec<PatchOp>) -> bool {
+        self.to_ops() == *other
+    }
+}
+
+impl Serialize for Patch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_ops().serialize(serializer)
+    }
 }
 
 impl PullResponse {
@@ -121,16 +203,9 @@ impl PullResponse {
     /// through serde each op is a dozen writer calls and a scan of four strings; here it
     /// is five appends, the key's scan, and the stored value's text as it is.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        const PUT_BYTES: usize = r#"{"op":"put","key":"","value":},"#.len();
-        let entry_bytes: usize = self
-            .patch
-            .iter()
-            .map(|op| match op {
-                PatchOp::Put { key, value } => PUT_BYTES + key.len() + value.get().len(),
-                PatchOp::Del { key } => PUT_BYTES + key.len(),
-                PatchOp::Clear => PUT_BYTES,
-            })
-            .sum();
+        const OP_BYTES: usize = r#"{"op":"put","key":"","value":},"#.len();
+        let entries = &self.patch.entries;
+        let entry_bytes = entries.len() * OP_BYTES + entries.text_len();
         // Escapes can make it longer: the buffer then grows as usual.
         let mut out = Vec::with_capacity(entry_bytes + 256);
         out.extend_from_slice(br#"{"cookie":"#);
@@ -138,25 +213,28 @@ impl PullResponse {
         out.extend_from_slice(br#","lastMutationIDChanges":"#);
         serde_json::to_writer(&mut out, &self.last_mutation_id_changes)?;
         out.extend_from_slice(br#","patch":["#);
-        for (i, op) in self.patch.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            match op {
-                PatchOp::Clear => out.extend_from_slice(br#"{"op":"clear"}"#),
-                PatchOp::Put { key, value } => {
+        if self.patch.clear {
+            out.extend_from_slice(br#"{"op":"clear"},"#);
+        }
+        for entry in entries.iter() {
+            match entry.value {
+                Some(value) => {
                     out.extend_from_slice(br#"{"op":"put","key":"#);
-                    write_json_string(&mut out, key)?;
+                    write_json_string(&mut out, entry.key)?;
                     out.extend_from_slice(br#","value":"#);
-                    out.extend_from_slice(value.get().as_bytes());
-                    out.push(b'}');
+                    out.extend_from_slice(value.as_bytes());
+                    out.extend_from_slice(b"},");
                 }
-                PatchOp::Del { key } => {
+                None => {
                     out.extend_from_slice(br#"{"op":"del","key":"#);
-                    write_json_string(&mut out, key)?;
-                    out.push(b'}');
+                    write_json_string(&mut out, entry.key)?;
+                    out.extend_from_slice(b"},");
                 }
             }
+        }
+        if !self.patch.is_empty() {
+            // The comma after the last op.
+            out.pop();
         }
         out.extend_from_slice(b"]}");
         Ok(out)
@@ -166,7 +244,7 @@ impl PullResponse {
 /// `s` as a JSON string, as serde_json writes it: a string with nothing to escape (no
 /// quote, backslash or control character, serde_json's only escapes) is copied as is.
 fn write_json_string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -174,6 +252,27 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error
     } else {
         serde_json::to_writer(out, s)
     }
+}
+
+/// Whether `bytes` hold a byte serde_json escapes (a quote, a backslash, a control
+/// character), eight at a time: a first pull scans every key.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Exact as a yes or no: whether some byte of `x` is below `n` (n <= 0x80).
+    let any_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
+    let any_equal = |x: u64, b: u8| any_below(x ^ (ONES * u64::from(b)), 1);
+    let escapes = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        if any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\') {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(escapes)
 }
 
 /// The error bodies the client acts on; they travel with HTTP status 200.
@@ -530,6 +629,23 @@ mod tests {
     }
 
     #[test]
+    fn finds_every_byte_to_escape_at_every_position() {
+        let naive = |s: &[u8]| s.iter().any(|b| *b < 0x20 || *b == b'"' || *b == b'\\');
+        for len in 0..20 {
+            let plain = vec![b'a'; len];
+            assert!(!needs_escape(&plain));
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = plain.clone();
+                    s[at] = b;
+                    assert_eq!(needs_escape(&s), naive(&s), "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!needs_escape("ключ 🔑 \u{7f} ~ !#".as_bytes()));
+    }
+
+    #[test]
     fn the_written_body_is_what_serde_writes() {
         let tricky = [
             "plain",
@@ -555,21 +671,26 @@ mod tests {
                 sig: "s\"ig".into(),
             },
             last_mutation_id_changes: [("c\"1".to_owned(), 3), ("c2".to_owned(), 4)].into(),
-            patch,
+            patch: patch.iter().cloned().collect(),
         };
+        assert_eq!(r.patch.to_ops(), patch);
         assert_eq!(
             String::from_utf8(r.to_json().unwrap()).unwrap(),
             serde_json::to_string(&r).unwrap()
         );
-        let empty = PullResponse {
-            patch: Vec::new(),
-            last_mutation_id_changes: BTreeMap::new(),
-            ..r
-        };
-        assert_eq!(
-            empty.to_json().unwrap(),
-            serde_json::to_vec(&empty).unwrap()
-        );
+        // Every shape of patch: empty, only a clear, without a clear, one op.
+        for ops in [&[][..], &patch[..1], &patch[1..], &patch[1..2]] {
+            let other = PullResponse {
+                patch: ops.iter().cloned().collect(),
+                last_mutation_id_changes: BTreeMap::new(),
+                ..r.clone()
+            };
+            assert_eq!(other.patch.len(), ops.len());
+            assert_eq!(
+                String::from_utf8(other.to_json().unwrap()).unwrap(),
+                serde_json::to_string(&other).unwrap()
+            );
+        }
     }
 
     #[test]
@@ -580,14 +701,16 @@ mod tests {
                 sig: "c2ln".into(),
             },
             last_mutation_id_changes: [("c".to_owned(), 3)].into(),
-            patch: vec![
+            patch: [
                 PatchOp::Clear,
                 PatchOp::Put {
                     key: "count".into(),
                     value: json!(16).into(),
                 },
                 PatchOp::Del { key: "x".into() },
-            ],
+            ]
+            .into_iter()
+            .collect(),
         };
         assert_eq!(
             serde_json::to_value(&r).unwrap(),

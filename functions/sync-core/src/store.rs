@@ -8,6 +8,7 @@
 //! rest.
 
 use crate::auth::{AccessChange, SpaceAccess};
+use crate::changed_entries::ChangedEntries;
 use crate::ids::SpaceId;
 use crate::json_text::JsonText;
 use serde_json::Value;
@@ -140,7 +141,8 @@ pub enum CommitOutcome {
     Conflict,
 }
 
-/// One entry changed since a pull's cookie.
+/// One entry changed since a pull's cookie, owned (a pull holds them in one buffer:
+/// [`ChangedEntries`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryChange {
     pub key: String,
@@ -155,7 +157,7 @@ pub struct EntryChange {
 pub struct PullSnapshot {
     pub version: Version,
     /// In key order.
-    pub entries: Vec<EntryChange>,
+    pub entries: ChangedEntries,
     /// In client ID order.
     pub client_lmids: Vec<(String, u64)>,
     /// Who may use the space.
@@ -172,7 +174,7 @@ impl PullSnapshot {
     pub fn unchanged(version: Version, access: SpaceAccess, group_owner: Option<String>) -> Self {
         Self {
             version,
-            entries: Vec::new(),
+            entries: ChangedEntries::new(),
             client_lmids: Vec::new(),
             access,
             group_owner,

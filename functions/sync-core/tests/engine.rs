@@ -11,7 +11,7 @@ use sync_core::engine::push::{Backoff, PushError, PushFailure};
 use sync_core::engine::{self, PushConfig};
 use sync_core::memory_store::MemoryStore;
 use sync_core::mutators::{MutationError, Mutator, Registry, app};
-use sync_core::protocol::{Cookie, PatchOp};
+use sync_core::protocol::{Cookie, Patch, PatchOp};
 use sync_core::store::{CommitOutcome, StoreError};
 use sync_core::tx::Tx;
 
@@ -51,8 +51,8 @@ fn registry() -> Registry {
         .with("scanSnapshot", ScanSnapshot)
 }
 
-fn put_value(patch: &[PatchOp], key: &str) -> Option<Value> {
-    patch.iter().find_map(|op| match op {
+fn put_value(patch: &Patch, key: &str) -> Option<Value> {
+    patch.to_ops().into_iter().find_map(|op| match op {
         PatchOp::Put { key: k, value } if k == key => Some(value.to_value().unwrap()),
         _ => None,
     })

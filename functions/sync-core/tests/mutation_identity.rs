@@ -45,11 +45,10 @@ async fn each_mutation_runs_with_its_client_and_id() {
     let full = pull_from(&store, &space, "g", Cookie::Null).await;
     let puts: Vec<(String, String)> = full
         .patch
-        .iter()
+        .to_ops()
+        .into_iter()
         .filter_map(|op| match op {
-            PatchOp::Put { key, value } => {
-                Some((key.clone(), serde_json::to_string(value).unwrap()))
-            }
+            PatchOp::Put { key, value } => Some((key, serde_json::to_string(&value).unwrap())),
             _ => None,
         })
         .collect();

@@ -7,7 +7,7 @@
 use crate::auth::{Action, Caller, Refusal};
 use crate::cookie::CookieKeys;
 use crate::ids::SpaceId;
-use crate::protocol::{Cookie, MAX_SAFE_INTEGER, PatchOp, PullRequest, PullResponse};
+use crate::protocol::{Cookie, MAX_SAFE_INTEGER, Patch, PullRequest, PullResponse};
 use crate::store::{Commit, CommitOutcome, PullSnapshot, Store, StoreError, Version};
 
 #[derive(Debug, thiserror::Error)]
@@ -181,25 +181,12 @@ async fn restore(
 }
 
 fn respond(keys: &CookieKeys, space: &SpaceId, since: Since, snap: PullSnapshot) -> PullResponse {
-    let reset = matches!(since, Since::Reset);
-    let mut patch = Vec::with_capacity(snap.entries.len() + usize::from(reset));
-    if reset {
-        patch.push(PatchOp::Clear);
-    }
-    for change in snap.entries {
-        match (change.value, reset) {
-            (Some(value), _) => patch.push(PatchOp::Put {
-                key: change.key,
-                value,
-            }),
-            (None, false) => patch.push(PatchOp::Del { key: change.key }),
-            // After a clear, a deleted entry needs no `del`.
-            (None, true) => {}
-        }
-    }
     PullResponse {
         cookie: keys.sign(space, snap.version),
         last_mutation_id_changes: snap.client_lmids.into_iter().collect(),
-        patch,
+        patch: match since {
+            Since::Reset => Patch::reset(snap.entries),
+            Since::Changes => Patch::changes(snap.entries),
+        },
     }
 }
