@@ -130,7 +130,7 @@ pub(crate) fn entry_value(item: &Item) -> Result<Option<Value>, StoreError> {
 }
 
 /// The live value of an entry item as its stored text, checked and borrowed; `None` when
-/// it is deleted. What a pull answers, unparsed (see [`JsonText::from_stored`]).
+/// it is deleted. What a pull answers, unparsed (see [`JsonText::check_stored`]).
 pub(crate) fn entry_text(item: &Item) -> Result<Option<&RawValue>, StoreError> {
     if get_bool(item, schema::DELETED)? {
         return Ok(None);

@@ -56,7 +56,7 @@ impl ChangedEntries {
     }
 
     /// Adds `key` with `value`, a text as a store holds it: checked to be one JSON value
-    /// (see [`JsonText::from_stored`]), without copying it anywhere but here.
+    /// (see [`JsonText::check_stored`]), without copying it anywhere but here.
     pub fn push_stored(&mut self, key: &str, value: Option<&str>) -> Result<(), serde_json::Error> {
         let value = value.map(JsonText::check_stored).transpose()?;
         self.push(key, value);
