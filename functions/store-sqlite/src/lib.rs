@@ -121,6 +121,20 @@ CREATE INDEX entries_tombstones ON entries (space, written_at) WHERE deleted = 1
 CREATE INDEX clients_by_written_at ON clients (space, written_at);
 ";
 
+/// A pull's reads. A first pull reads every entry of the space: walking the primary key
+/// gives them in key order. A later pull reads only what changed since its cookie, through
+/// the version index (walking the primary key there reads the whole space to find a few
+/// rows: an incremental pull would cost as much as a first one), and sorts the few it
+/// finds. A pull reads only its own group's clients, through their index. `INDEXED BY`
+/// makes the plan explicit: without it, SQLite prefers the primary key's order to a sort.
+const ALL_ENTRIES: &str = "SELECT key, value, deleted FROM entries
+    WHERE space = ?1 AND version > ?2 ORDER BY key";
+const ENTRIES_CHANGED_SINCE: &str = "SELECT key, value, deleted FROM entries
+    INDEXED BY entries_by_version WHERE space = ?1 AND version > ?2";
+const GROUP_CLIENTS_CHANGED_SINCE: &str = "SELECT client_id, last_mutation_id FROM clients
+    INDEXED BY clients_by_group_version
+    WHERE space = ?1 AND client_group_id = ?2 AND version > ?3";
+
 /// How many spaces `?1` owns, counting at most `?2`. The `owner <> ''` term matches the
 /// partial index's condition, which lets SQLite use it.
 const COUNT_OWNED: &str = "SELECT COUNT(*) FROM (
@@ -418,11 +432,11 @@ impl Store for SqliteStore {
             let since = to_db(since, "since")?;
             let mut entries = ChangedEntries::new();
             {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT key, value, deleted FROM entries
-                     WHERE space = ?1 AND version > ?2
-                     ORDER BY key",
-                )?;
+                let mut stmt = tx.prepare_cached(if since == 0 {
+                    ALL_ENTRIES
+                } else {
+                    ENTRIES_CHANGED_SINCE
+                })?;
                 let mut rows = stmt.query(params![space, since])?;
                 while let Some(row) = rows.next()? {
                     // Borrowed from the row, copied once into the pull's buffer.
@@ -443,13 +457,13 @@ impl Store for SqliteStore {
                         .map_err(SqliteError::DecodeValue)?;
                 }
             }
+            if since > 0 {
+                // The few changed entries, found in version order.
+                entries.sort_by_key();
+            }
             let mut client_lmids = Vec::new();
             {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT client_id, last_mutation_id FROM clients
-                     WHERE space = ?1 AND client_group_id = ?2 AND version > ?3
-                     ORDER BY client_id",
-                )?;
+                let mut stmt = tx.prepare_cached(GROUP_CLIENTS_CHANGED_SINCE)?;
                 let mut rows = stmt.query(params![space, group, since])?;
                 while let Some(row) = rows.next()? {
                     let id: String = row.get(0)?;
@@ -457,6 +471,7 @@ impl Store for SqliteStore {
                     client_lmids.push((id, lmid));
                 }
             }
+            client_lmids.sort();
             let group_owner = read_group_owner(&tx, &space, &group)?;
             let tombstone_floor = read_floor(&tx, &space)?;
             tx.commit()?;
@@ -782,20 +797,54 @@ fn from_db(n: i64, what: &'static str) -> Result<u64, SqliteError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counting_an_owners_spaces_uses_the_owner_index() {
+    /// The steps of `sql`'s plan, as `EXPLAIN QUERY PLAN` describes them.
+    fn plan(sql: &str, params: impl rusqlite::Params) -> Vec<String> {
         let store = SqliteStore::in_memory().unwrap();
         let conn = store.conn.lock().unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {COUNT_OWNED}"))
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap()
-            .query_map(params!["alice", 10], |row| row.get::<_, String>(3))
+            .query_map(params, |row| row.get::<_, String>(3))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn counting_an_owners_spaces_uses_the_owner_index() {
+        let plan = plan(COUNT_OWNED, params!["alice", 10]);
         assert!(
             plan.iter().any(|step| step.contains("spaces_by_owner")),
             "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_pull_reads_only_what_it_answers() {
+        // A first pull walks the space in key order: no sort.
+        let first = plan(ALL_ENTRIES, params!["s", 0]);
+        assert!(
+            first.iter().any(|step| step.contains("PRIMARY KEY")),
+            "{first:?}"
+        );
+        assert!(
+            !first.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{first:?}"
+        );
+        // A later pull seeks the versions after its cookie: not a walk of the space.
+        let later = plan(ENTRIES_CHANGED_SINCE, params!["s", 7]);
+        assert!(
+            later
+                .iter()
+                .any(|step| step.contains("entries_by_version (space=? AND version>?)")),
+            "{later:?}"
+        );
+        // The group's own clients, never the whole space's.
+        let clients = plan(GROUP_CLIENTS_CHANGED_SINCE, params!["s", "g", 7]);
+        assert!(
+            clients.iter().any(|step| step.contains(
+                "clients_by_group_version (space=? AND client_group_id=? AND version>?)"
+            )),
+            "{clients:?}"
         );
     }
 }
