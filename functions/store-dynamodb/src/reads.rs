@@ -10,6 +10,7 @@ use crate::store::DynamoStore;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{Get, KeysAndAttributes, TransactGetItem};
+use futures::future::try_join_all;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -32,43 +33,58 @@ const MAX_SCAN_PAGE: usize = 1_000;
 impl DynamoStore {
     /// Reads `sks` of one partition with `TransactGetItems`, in chunks, in order. Unlike
     /// `BatchGetItem` (read-committed: it can see half of a concurrent commit), a
-    /// transactional read is a snapshot: every item it returns is as of one moment.
+    /// transactional read is a snapshot: every item one chunk returns is as of one moment.
+    /// The first chunk is read before the others, which are then sent at once: every
+    /// later read happens after the first one (the push's snapshot relies on that, see
+    /// `read_push_snapshot`), in two round trips however many chunks.
     async fn transact_get(
         &self,
         pk: &str,
         sks: &[String],
     ) -> Result<Vec<Option<Item>>, StoreError> {
-        let mut items = Vec::with_capacity(sks.len());
-        for chunk in sks.chunks(MAX_TRANSACT_GETS) {
-            let gets = chunk
-                .iter()
-                .map(|sk| {
-                    Get::builder()
-                        .table_name(self.table())
-                        .set_key(Some(item::key(pk, sk.as_str())))
-                        .build()
-                        .map(|get| TransactGetItem::builder().get(get).build())
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(invalid_request)?;
-            let output = self
-                .client()
-                .transact_get_items()
-                .set_transact_items(Some(gets))
-                .send()
-                .await
-                .map_err(|err| transact_get_error(&err))?;
-            let responses = output.responses();
-            if responses.len() != chunk.len() {
-                return Err(StoreError::Unavailable(format!(
-                    "TransactGetItems answered {} items for {} keys",
-                    responses.len(),
-                    chunk.len()
-                )));
-            }
-            items.extend(responses.iter().map(|r| r.item().cloned()));
-        }
+        let mut chunks = sks.chunks(MAX_TRANSACT_GETS);
+        let Some(first) = chunks.next() else {
+            return Ok(Vec::new());
+        };
+        let mut items = self.transact_get_chunk(pk, first).await?;
+        let later = try_join_all(chunks.map(|chunk| self.transact_get_chunk(pk, chunk))).await?;
+        items.extend(later.into_iter().flatten());
         Ok(items)
+    }
+
+    /// One `TransactGetItems` of at most [`MAX_TRANSACT_GETS`] keys.
+    async fn transact_get_chunk(
+        &self,
+        pk: &str,
+        chunk: &[String],
+    ) -> Result<Vec<Option<Item>>, StoreError> {
+        let gets = chunk
+            .iter()
+            .map(|sk| {
+                Get::builder()
+                    .table_name(self.table())
+                    .set_key(Some(item::key(pk, sk.as_str())))
+                    .build()
+                    .map(|get| TransactGetItem::builder().get(get).build())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid_request)?;
+        let output = self
+            .client()
+            .transact_get_items()
+            .set_transact_items(Some(gets))
+            .send()
+            .await
+            .map_err(|err| transact_get_error(&err))?;
+        let responses = output.responses();
+        if responses.len() != chunk.len() {
+            return Err(StoreError::Unavailable(format!(
+                "TransactGetItems answered {} items for {} keys",
+                responses.len(),
+                chunk.len()
+            )));
+        }
+        Ok(responses.iter().map(|r| r.item().cloned()).collect())
     }
 
     /// Reads `sks` of one partition with consistent `BatchGetItem`s (`None` for an item
@@ -185,8 +201,9 @@ impl DynamoStore {
     ) -> Result<Option<(PushSnapshot, HashMap<String, Option<Value>>)>, StoreError> {
         let pk = space_pk(space.as_str());
         // The space item comes first, so it is in the first chunk: with more than one
-        // chunk, every later read happens after the version read, and anything committed
-        // in between moves the version and fails the commit built on this snapshot.
+        // chunk, every later read happens after the version read (`transact_get` reads the
+        // first chunk before the others), and anything committed in between moves the
+        // version and fails the commit built on this snapshot.
         let mut unique = HashSet::new();
         let ids: Vec<&String> = client_ids.iter().filter(|id| unique.insert(*id)).collect();
         let mut sks = vec![

@@ -454,6 +454,12 @@ async fn snapshot_of_many_clients_spans_chunks() {
     // The space and group items plus 151 distinct clients, each with its membership:
     // 304 items, 25 a request.
     assert_eq!(f.counter.snapshot()["TransactGetItems"], 13);
+    // The first request (the space's version) alone and answered before any other is
+    // sent; the other 12 at once: two round trips.
+    let in_flight = f.counter.in_flight_at_sends("TransactGetItems");
+    assert_eq!(in_flight.len(), 13);
+    assert_eq!(in_flight[..2], [0, 0], "{in_flight:?}");
+    assert!(in_flight[2..].iter().all(|n| *n > 0), "{in_flight:?}");
 }
 
 /// Writes an item of space `s` directly, as a commit landing on it would.
