@@ -14,7 +14,7 @@ use std::fmt;
 
 /// Changed entries, in the order they were added: keys and stored texts back to back in
 /// one buffer. A value's text is always one JSON value (checked on the way in).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ChangedEntries {
     text: String,
     spans: Vec<Span>,
@@ -40,14 +40,6 @@ pub struct ChangedEntry<'a> {
 impl ChangedEntries {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Room for `entries` entries of `bytes` bytes of keys and texts in all.
-    pub fn with_capacity(entries: usize, bytes: usize) -> Self {
-        Self {
-            text: String::with_capacity(bytes),
-            spans: Vec::with_capacity(entries),
-        }
     }
 
     /// Adds `key` with `value`'s text, or deleted.
@@ -139,12 +131,14 @@ impl<'a> FromIterator<&'a EntryChange> for ChangedEntries {
     }
 }
 
-impl FromIterator<EntryChange> for ChangedEntries {
-    fn from_iter<I: IntoIterator<Item = EntryChange>>(iter: I) -> Self {
-        let changes: Vec<EntryChange> = iter.into_iter().collect();
-        changes.iter().collect()
+/// The same entries in the same order (the buffer may hold more: see [`Self::retain_live`]).
+impl PartialEq for ChangedEntries {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
+
+impl Eq for ChangedEntries {}
 
 impl PartialEq<Vec<EntryChange>> for ChangedEntries {
     fn eq(&self, other: &Vec<EntryChange>) -> bool {
@@ -202,6 +196,11 @@ mod tests {
             ["", "a", "b"]
         );
         entries.retain_live();
+        let fresh: ChangedEntries = entries.to_vec().iter().collect();
+        assert_eq!(
+            entries, fresh,
+            "equal entries, whatever else the buffer holds"
+        );
         assert_eq!(
             entries,
             vec![
