@@ -477,6 +477,7 @@ mod tests {
             spaces_deferred: 0,
             spaces_failed: 1,
             incomplete: true,
+            resumed: false,
         };
         EmfWriter::to(out.clone()).gc_run(&report);
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();

@@ -95,6 +95,7 @@ pub async fn run_gc(
         spaces_deferred = report.spaces_deferred,
         spaces_failed = report.spaces_failed,
         incomplete = report.incomplete,
+        resumed = report.resumed,
         elapsed_ms = elapsed_ms(started),
         "garbage collection run"
     );
@@ -115,6 +116,7 @@ pub fn report_json(report: &GcReport) -> Value {
         "spacesDeferred": report.spaces_deferred,
         "spacesFailed": report.spaces_failed,
         "incomplete": report.incomplete,
+        "resumed": report.resumed,
     })
 }
 
@@ -160,12 +162,13 @@ mod tests {
             spaces_deferred: 1,
             spaces_failed: 6,
             incomplete: true,
+            resumed: true,
         };
         assert_eq!(
             report_json(&report),
             json!({"spaces": 5, "tombstonesRemoved": 4, "clientsRemoved": 3,
                    "floorsRaised": 2, "spacesDeferred": 1, "spacesFailed": 6,
-                   "incomplete": true})
+                   "incomplete": true, "resumed": true})
         );
     }
 }

@@ -148,7 +148,7 @@ async fn the_handler_answers_its_report_and_writes_its_metrics() {
         answer,
         json!({"spaces": 1, "tombstonesRemoved": 0, "clientsRemoved": 0,
                "floorsRaised": 0, "spacesDeferred": 0, "spacesFailed": 0,
-               "incomplete": false})
+               "incomplete": false, "resumed": false})
     );
     let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
     let line: Value = serde_json::from_str(text.trim_end()).expect("one EMF line");
@@ -167,14 +167,25 @@ async fn the_handler_answers_its_report_and_writes_its_metrics() {
             == 1
     );
 
-    // Less than the margin left before the deadline: the run stops before any space.
+    // Less than the margin left before the deadline: the run finishes one space (every
+    // run moves on) and stops, saying so; the next run goes on from there.
+    new_space(store.as_ref(), "gc-handler").await;
     let answer = function
         .handle(&support::scheduled_event(), now_ms() + 5_000)
         .await
         .expect("a run");
     assert_eq!(
-        (&answer["spaces"], &answer["incomplete"]),
-        (&json!(0), &json!(true)),
+        (&answer["spaces"], &answer["incomplete"], &answer["resumed"]),
+        (&json!(1), &json!(true), &json!(false)),
+        "{answer}"
+    );
+    let answer = function
+        .handle(&support::scheduled_event(), now_ms() + 900_000)
+        .await
+        .expect("a run");
+    assert_eq!(
+        (&answer["spaces"], &answer["incomplete"], &answer["resumed"]),
+        (&json!(1), &json!(false), &json!(true)),
         "{answer}"
     );
 

@@ -393,3 +393,65 @@ pub async fn gc_concurrent_with_writers_and_readers(store: Arc<dyn Store>) {
         "the collector removed tombstones while the space changed"
     );
 }
+
+/// A run stopped at its deadline records where; the next run goes on from there, so runs
+/// too short for the whole store still cover it, one after the other.
+pub async fn gc_resumes_where_a_stopped_run_left_off(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    store.set_gc_resume_point(None).await.unwrap();
+    let mut ours = Vec::new();
+    for _ in 0..5 {
+        ours.push(space_with_a_delete(store, "gc-resume").await.0);
+    }
+    let mut listed = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_spaces(after.as_deref(), 50).await.unwrap();
+        listed += page.spaces.len();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    // Tombstones old enough to go, clients never idle enough.
+    let policy = gc::GcPolicy {
+        tombstone_retention: Duration::ZERO,
+        client_idle: Duration::from_secs(100 * 365 * 24 * 3600),
+    };
+    let later = now_ms() + 3_600_000;
+    // Runs already past their deadline: each finishes one space and stops. Starting over
+    // each time, they would all stop after the same first space.
+    let mut stopped_after = Vec::new();
+    for run in 1..=4 {
+        let report =
+            gc::collect_in_pages(store, &policy, later, Some(std::time::Instant::now()), 2)
+                .await
+                .unwrap();
+        assert_eq!(report.spaces, 1, "run {run}: {report:?}");
+        assert_eq!(report.resumed, run > 1, "run {run}: {report:?}");
+        assert!(report.incomplete, "run {run}: {report:?}");
+        let point = store
+            .gc_resume_point()
+            .await
+            .unwrap()
+            .expect("where it stopped");
+        assert!(
+            !stopped_after.contains(&point.last_space),
+            "run {run} did a space again: {point:?}"
+        );
+        stopped_after.push(point.last_space);
+    }
+    // A run without a deadline goes on from there to the end: every other space, once.
+    let report = gc::collect_in_pages(store, &policy, later, None, 2)
+        .await
+        .unwrap();
+    assert!(report.resumed && !report.incomplete, "{report:?}");
+    assert_eq!(report.spaces as usize, listed - 4, "{report:?}");
+    assert_eq!(report.clients_removed, 0);
+    assert_eq!(store.gc_resume_point().await.unwrap(), None);
+    for space in &ours {
+        let garbage = store.find_garbage(space, &policy.cutoffs(later)).await;
+        let garbage = garbage.unwrap().expect("the space exists");
+        assert!(garbage.tombstones.is_empty(), "{space}: {garbage:?}");
+    }
+}

@@ -89,6 +89,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
         ("gc_lists_every_space", |s| {
             Box::pin(gc_lists_every_space(s))
         }),
+        ("gc_resumes_where_a_stopped_run_left_off", |s| {
+            Box::pin(gc_resumes_where_a_stopped_run_left_off(s))
+        }),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");

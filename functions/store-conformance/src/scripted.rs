@@ -9,8 +9,8 @@ use std::time::Duration;
 use sync_core::SpaceId;
 use sync_core::auth::{AccessChange, SpaceAccess};
 use sync_core::store::{
-    Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged, PushSnapshot,
-    SpacePage, Store, StoreError, StoreLimits, Version,
+    Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, GcResumePoint, PullSnapshot, Purged,
+    PushSnapshot, SpacePage, Store, StoreError, StoreLimits, Version,
 };
 
 /// Decides the commit numbered `n` (from 0): `None` lets it through to the inner store.
@@ -214,5 +214,13 @@ impl<S: Store> Store for ScriptedStore<S> {
         self.inner
             .purge(space, tombstones, idle_clients, clients_idle_before_ms)
             .await
+    }
+
+    async fn gc_resume_point(&self) -> Result<Option<GcResumePoint>, StoreError> {
+        self.inner.gc_resume_point().await
+    }
+
+    async fn set_gc_resume_point(&self, point: Option<&GcResumePoint>) -> Result<(), StoreError> {
+        self.inner.set_gc_resume_point(point).await
     }
 }

@@ -14,7 +14,9 @@ use crate::store::DynamoStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::try_join_all;
 use sync_core::SpaceId;
-use sync_core::store::{Garbage, GarbageCutoffs, Purged, SpacePage, StoreError, Version};
+use sync_core::store::{
+    Garbage, GarbageCutoffs, GcResumePoint, Purged, SpacePage, StoreError, Version,
+};
 
 /// What every space's partition key starts with.
 const SPACE_PREFIX: &str = "space#";
@@ -62,6 +64,66 @@ impl DynamoStore {
             _ => None,
         };
         Ok(SpacePage { spaces, next })
+    }
+
+    /// Where the last run stopped (see [`schema::GC_RESUME_PK`]). An item that does not
+    /// read as one (written by another tool) only means the run starts over.
+    pub(crate) async fn read_gc_resume_point(&self) -> Result<Option<GcResumePoint>, StoreError> {
+        let Some(found) = self.get_item(schema::GC_RESUME_PK, schema::META_SK).await? else {
+            return Ok(None);
+        };
+        let page_after = match found.get(schema::GC_PAGE_AFTER) {
+            Some(AttributeValue::S(cursor)) => Some(cursor.clone()),
+            _ => None,
+        };
+        let last_space = get_s(&found, schema::GC_LAST_SPACE)
+            .ok()
+            .and_then(|id| SpaceId::parse(id).ok());
+        if last_space.is_none() {
+            tracing::warn!("the garbage collector's resume point is unreadable: starting over");
+        }
+        Ok(last_space.map(|last_space| GcResumePoint {
+            page_after,
+            last_space,
+        }))
+    }
+
+    pub(crate) async fn write_gc_resume_point(
+        &self,
+        point: Option<&GcResumePoint>,
+    ) -> Result<(), StoreError> {
+        let key = item::key(schema::GC_RESUME_PK, schema::META_SK);
+        let Some(point) = point else {
+            self.client()
+                .delete_item()
+                .table_name(self.table())
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(|err| store_error("DeleteItem", &err))?;
+            return Ok(());
+        };
+        // An update, not a put: the collector's permissions are those of the requests it
+        // already sends.
+        let mut request = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .expression_attribute_names("#last", schema::GC_LAST_SPACE)
+            .expression_attribute_names("#page", schema::GC_PAGE_AFTER)
+            .expression_attribute_values(":last", s(point.last_space.as_str()));
+        request = match &point.page_after {
+            Some(cursor) => request
+                .update_expression("SET #last = :last, #page = :page")
+                .expression_attribute_values(":page", s(cursor)),
+            None => request.update_expression("SET #last = :last REMOVE #page"),
+        };
+        request
+            .send()
+            .await
+            .map_err(|err| store_error("UpdateItem", &err))?;
+        Ok(())
     }
 
     pub(crate) async fn read_garbage(

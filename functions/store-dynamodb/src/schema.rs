@@ -90,6 +90,13 @@ pub const SPACE_COUNT_SK: &str = "spaces";
 /// partition (`space#<spaceID>`).
 pub const USER_PREFIX: &str = "user#";
 
+/// Partition key of the item saying where a garbage collection run stopped (sort key
+/// [`META_SK`]); apart from every space's partition, so that listing spaces skips it.
+pub const GC_RESUME_PK: &str = "gc#resume";
+/// Attributes of that item: the cursor of the page of spaces, the last space finished.
+pub const GC_PAGE_AFTER: &str = "pageAfter";
+pub const GC_LAST_SPACE: &str = "lastSpace";
+
 /// Sort key of the space item.
 pub const META_SK: &str = "meta";
 /// Sort-key prefix of entries.

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use sync_core::SpaceId;
 use sync_core::auth::{AccessChange, SpaceAccess};
 use sync_core::store::{
-    Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged, PushSnapshot,
-    SpacePage, Store, StoreError, Version,
+    Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, GcResumePoint, PullSnapshot, Purged,
+    PushSnapshot, SpacePage, Store, StoreError, Version,
 };
 
 /// The DynamoDB adapter. Cheap to clone (the SDK client is reference-counted).
@@ -176,5 +176,13 @@ impl Store for DynamoStore {
     ) -> Result<Purged, StoreError> {
         self.remove_garbage(space, tombstones, idle_clients, clients_idle_before_ms)
             .await
+    }
+
+    async fn gc_resume_point(&self) -> Result<Option<GcResumePoint>, StoreError> {
+        self.read_gc_resume_point().await
+    }
+
+    async fn set_gc_resume_point(&self, point: Option<&GcResumePoint>) -> Result<(), StoreError> {
+        self.write_gc_resume_point(point).await
     }
 }

@@ -42,19 +42,19 @@ use sync_core::SpaceId;
 use sync_core::auth::{ANONYMOUS, AccessChange, LinkAccess, SpaceAccess};
 use sync_core::changed_entries::ChangedEntries;
 use sync_core::store::{
-    ClientRecord, Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged,
-    PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
+    ClientRecord, Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, GcResumePoint,
+    PullSnapshot, Purged, PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
 };
 
 /// How long a statement waits for a lock held by another connection before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema this build writes: the number of [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[n]` takes a file from schema version `n` to `n + 1`. Never edit a step once
 /// released (files out there are at every version): add one and bump [`SCHEMA_VERSION`].
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, V1_TO_V2, V2_TO_V3];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, V1_TO_V2, V2_TO_V3, V3_TO_V4];
 
 /// Version 0 -> 1: the first schema. `IF NOT EXISTS` because version 0 is also a
 /// version-1 file whose version was never recorded (the first release created the tables
@@ -119,6 +119,16 @@ UPDATE entries SET written_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
 UPDATE clients SET written_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
 CREATE INDEX entries_tombstones ON entries (space, written_at) WHERE deleted = 1;
 CREATE INDEX clients_by_written_at ON clients (space, written_at);
+";
+
+/// Version 3 -> 4: where a garbage collection run stopped at its deadline (one row at
+/// most).
+const V3_TO_V4: &str = "
+CREATE TABLE gc_resume (
+    only_row   INTEGER NOT NULL PRIMARY KEY CHECK (only_row = 1),
+    page_after TEXT,
+    last_space TEXT NOT NULL
+);
 ";
 
 /// A pull's reads. A first pull reads every entry of the space: walking the primary key
@@ -594,6 +604,44 @@ impl Store for SqliteStore {
             }
             tx.commit()?;
             Ok(purged)
+        })
+        .await
+    }
+
+    async fn gc_resume_point(&self) -> Result<Option<GcResumePoint>, StoreError> {
+        self.run(|conn| {
+            let row: Option<(Option<String>, String)> = conn
+                .query_row(
+                    "SELECT page_after, last_space FROM gc_resume WHERE only_row = 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            // A space ID that no longer parses (a file edited by hand) only means the run
+            // starts over.
+            Ok(row.and_then(|(page_after, last)| {
+                SpaceId::parse(&last).ok().map(|last_space| GcResumePoint {
+                    page_after,
+                    last_space,
+                })
+            }))
+        })
+        .await
+    }
+
+    async fn set_gc_resume_point(&self, point: Option<&GcResumePoint>) -> Result<(), StoreError> {
+        let point = point.map(|p| (p.page_after.clone(), p.last_space.as_str().to_owned()));
+        self.run(move |conn| {
+            match point {
+                Some((page_after, last_space)) => conn.execute(
+                    "INSERT INTO gc_resume (only_row, page_after, last_space) VALUES (1, ?1, ?2)
+                     ON CONFLICT (only_row) DO UPDATE
+                     SET page_after = excluded.page_after, last_space = excluded.last_space",
+                    params![page_after, last_space],
+                )?,
+                None => conn.execute("DELETE FROM gc_resume", [])?,
+            };
+            Ok(())
         })
         .await
     }

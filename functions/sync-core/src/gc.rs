@@ -20,7 +20,9 @@
 //! with pending mutations: a client idle for longer loses them.
 
 use crate::ids::SpaceId;
-use crate::store::{Commit, CommitOutcome, Garbage, GarbageCutoffs, Store, StoreError};
+use crate::store::{
+    Commit, CommitOutcome, Garbage, GarbageCutoffs, GcResumePoint, Store, StoreError,
+};
 use std::time::{Duration, Instant};
 
 /// Spaces asked of the store per page.
@@ -68,38 +70,78 @@ pub struct GcReport {
     pub spaces_deferred: u64,
     /// Spaces whose collection failed (a store error, logged); the next run retries.
     pub spaces_failed: u64,
-    /// The run stopped at its deadline before reaching every space.
+    /// The run stopped at its deadline before reaching every space; the next run goes on
+    /// from where it stopped.
     pub incomplete: bool,
+    /// The run went on from where the previous one stopped.
+    pub resumed: bool,
 }
 
-/// Collects the garbage of every space as of `now_ms`, until `deadline` (a run stopped
-/// there leaves the rest for the next one; every step is safe to stop after).
+/// Collects the garbage of every space as of `now_ms`, until `deadline`. A run stopped
+/// there records where (see [`Store::set_gc_resume_point`]), and the next run goes on
+/// from that space instead of starting over, so that a store too large for one run is
+/// still covered, across runs. Every run finishes at least one space, even past its
+/// deadline, so that runs always move on. Every step is safe to stop after.
 pub async fn collect(
     store: &dyn Store,
     policy: &GcPolicy,
     now_ms: u64,
     deadline: Option<Instant>,
 ) -> Result<GcReport, StoreError> {
+    collect_in_pages(store, policy, now_ms, deadline, SPACES_PER_PAGE).await
+}
+
+/// [`collect`], listing `page_size` spaces at a time.
+pub async fn collect_in_pages(
+    store: &dyn Store,
+    policy: &GcPolicy,
+    now_ms: u64,
+    deadline: Option<Instant>,
+    page_size: usize,
+) -> Result<GcReport, StoreError> {
     let cutoffs = policy.cutoffs(now_ms);
     let mut report = GcReport::default();
-    let mut after: Option<String> = None;
+    let resume = store.gc_resume_point().await?;
+    report.resumed = resume.is_some();
+    let (mut after, mut skip_through) = match resume {
+        Some(point) => (point.page_after, Some(point.last_space)),
+        None => (None, None),
+    };
+    // The last space this run went through: where the next run goes on from.
+    let mut last_done: Option<SpaceId> = None;
     loop {
-        let page = store.list_spaces(after.as_deref(), SPACES_PER_PAGE).await?;
-        for space in &page.spaces {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+        let page = store.list_spaces(after.as_deref(), page_size).await?;
+        // Resuming: the spaces of the page up to the last one finished are done. A page
+        // without it (the space is gone) is done again: collecting twice is harmless.
+        let start = skip_through
+            .take()
+            .and_then(|last| page.spaces.iter().position(|space| *space == last))
+            .map_or(0, |i| i + 1);
+        for space in &page.spaces[start..] {
+            if report.spaces > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
                 report.incomplete = true;
+                let point = last_done.map(|last_space| GcResumePoint {
+                    page_after: after.clone(),
+                    last_space,
+                });
+                store.set_gc_resume_point(point.as_ref()).await?;
                 return Ok(report);
             }
             if let Err(e) = collect_space(store, space, &cutoffs, &mut report).await {
                 report.spaces_failed += 1;
                 tracing::warn!(space_id = %space, error = %e, "garbage collection of a space failed");
             }
+            last_done = Some(space.clone());
         }
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(report),
+            None => break,
         }
     }
+    if report.resumed {
+        store.set_gc_resume_point(None).await?;
+    }
+    Ok(report)
 }
 
 /// Collects one space's garbage.

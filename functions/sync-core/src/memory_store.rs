@@ -6,8 +6,8 @@ use crate::changed_entries::ChangedEntries;
 use crate::ids::SpaceId;
 use crate::json_text::JsonText;
 use crate::store::{
-    ClientRecord, Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, PullSnapshot, Purged,
-    PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
+    ClientRecord, Commit, CommitOutcome, Created, Garbage, GarbageCutoffs, GcResumePoint,
+    PullSnapshot, Purged, PushSnapshot, SpacePage, Store, StoreError, Version, now_ms,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +37,7 @@ struct Space {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     spaces: Mutex<HashMap<SpaceId, Space>>,
+    gc_resume: Mutex<Option<GcResumePoint>>,
 }
 
 impl MemoryStore {
@@ -311,5 +312,22 @@ impl Store for MemoryStore {
             }
             purged
         })
+    }
+
+    async fn gc_resume_point(&self) -> Result<Option<GcResumePoint>, StoreError> {
+        Ok(self
+            .gc_resume
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?
+            .clone())
+    }
+
+    async fn set_gc_resume_point(&self, point: Option<&GcResumePoint>) -> Result<(), StoreError> {
+        *self
+            .gc_resume
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))? =
+            point.cloned();
+        Ok(())
     }
 }

@@ -362,6 +362,23 @@ pub trait Store: Send + Sync {
         idle_clients: &[(String, String)],
         clients_idle_before_ms: u64,
     ) -> Result<Purged, StoreError>;
+
+    /// Where the last garbage collection run stopped, when it stopped at its deadline
+    /// before the end of the spaces: the next run goes on from there.
+    async fn gc_resume_point(&self) -> Result<Option<GcResumePoint>, StoreError>;
+
+    /// Records where a run stopped; `None` when it reached the end (the next one starts
+    /// from the first space).
+    async fn set_gc_resume_point(&self, point: Option<&GcResumePoint>) -> Result<(), StoreError>;
+}
+
+/// Where a garbage collection run stopped: in the page of spaces listed after
+/// `page_after` (a [`SpacePage::next`], `None` for the first page), after finishing
+/// `last_space`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcResumePoint {
+    pub page_after: Option<String>,
+    pub last_space: SpaceId,
 }
 
 /// Now, in epoch milliseconds: what stores stamp on the records a commit writes.
