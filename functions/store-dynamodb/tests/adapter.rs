@@ -720,3 +720,25 @@ async fn pull_redoes_a_read_overtaken_by_a_commit_and_gives_up_on_a_commit_that_
     let none = snap(store, &s, "g", 4).await;
     assert_eq!((none.version, none.entries.len()), (4, 0));
 }
+
+#[tokio::test]
+async fn gc_starts_over_from_a_resume_point_it_cannot_use() {
+    let f = support::fixture("gcresume").await;
+    let store = &f.store;
+    let s = space();
+    assert!(store.create_space(&s).await.unwrap());
+    let unusable = sync_core::store::GcResumePoint {
+        page_after: Some("not a scan position".into()),
+        last_space: s.clone(),
+    };
+    store.set_gc_resume_point(Some(&unusable)).await.unwrap();
+    // Every run would fail alike on that cursor: the run starts over and covers the store.
+    for _ in 0..2 {
+        let report = sync_core::gc::collect(store, &sync_core::gc::GcPolicy::DEFAULT, 0, None)
+            .await
+            .expect("a run despite the unusable point");
+        assert!(!report.resumed && !report.incomplete, "{report:?}");
+        assert_eq!(report.spaces, 1, "{report:?}");
+        assert_eq!(store.gc_resume_point().await.unwrap(), None);
+    }
+}

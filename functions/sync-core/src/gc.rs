@@ -110,7 +110,19 @@ pub async fn collect_in_pages(
     // The last space this run went through: where the next run goes on from.
     let mut last_done: Option<SpaceId> = None;
     loop {
-        let page = store.list_spaces(after.as_deref(), page_size).await?;
+        let page = match store.list_spaces(after.as_deref(), page_size).await {
+            Ok(page) => page,
+            // A saved point the store refuses (a cursor of another layout, an item edited
+            // by hand) would fail every run alike: this one starts over instead.
+            Err(e) if report.resumed && report.spaces == 0 => {
+                tracing::warn!(error = %e, "the saved resume point is unusable: starting over");
+                store.set_gc_resume_point(None).await?;
+                report.resumed = false;
+                (after, skip_through) = (None, None);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         // Resuming: the spaces of the page up to the last one finished are done. A page
         // without it (the space is gone) is done again: collecting twice is harmless.
         let start = skip_through
